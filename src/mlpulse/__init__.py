@@ -1,0 +1,1 @@
+"""mlpulse: observability for ML systems in production."""

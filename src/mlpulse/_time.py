@@ -1,0 +1,173 @@
+"""Durations, timestamps and bucket alignment.
+
+Everything is UTC. Internally, instants are integer microseconds since the Unix epoch
+(``int`` or ``numpy.int64``), the unit DuckDB and Arrow use for ``TIMESTAMP``.
+
+>>> parse_duration("5m")
+300000000
+>>> to_micros("2026-01-01T00:00:00Z")
+1767225600000000
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from .errors import ConfigError
+
+MICROS_PER_SECOND = 1_000_000
+MINUTE = 60 * MICROS_PER_SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+#: Stored bucket resolutions, finest first, with their width in microseconds.
+RESOLUTIONS: dict[str, int] = {"minute": MINUTE, "hour": HOUR, "day": DAY}
+
+_UNITS = {
+    "us": 1,
+    "ms": 1_000,
+    "s": MICROS_PER_SECOND,
+    "m": MINUTE,
+    "min": MINUTE,
+    "h": HOUR,
+    "d": DAY,
+    "w": 7 * DAY,
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|m|h|d|w)\s*$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_duration(value: str | timedelta | int | float) -> int:
+    """Return a duration in microseconds from ``"90s"``, ``"5m"``, ``"24h"``, ``"7d"`` or a timedelta.
+
+    Plain numbers are taken as seconds.
+    """
+    if isinstance(value, timedelta):
+        return int(value / timedelta(microseconds=1))
+    if isinstance(value, bool):
+        raise ConfigError(f"invalid duration {value!r}: expected e.g. '5m', '1h', '7d'")
+    if isinstance(value, int | float):
+        return int(value * MICROS_PER_SECOND)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"invalid duration {value!r}: expected e.g. '30s', '5m', '1h', '7d'")
+    number, unit = match.groups()
+    micros = float(number) * _UNITS[unit]
+    if micros <= 0:
+        raise ConfigError(f"invalid duration {value!r}: must be positive")
+    return int(micros)
+
+
+def now_micros() -> int:
+    """The current instant in microseconds since the epoch (UTC)."""
+    return to_micros(datetime.now(UTC))
+
+
+def to_micros(value: object, *, now: int | None = None) -> int:
+    """Return microseconds since the epoch for a datetime, ISO string, relative string or number.
+
+    Accepted: ``datetime`` (naive means UTC), ``pandas.Timestamp``, ``numpy.datetime64``,
+    ISO-8601 strings (``"2026-01-01"``, ``"2026-01-01T12:00:00+02:00"``), ``"now"``, and
+    relative strings such as ``"-24h"`` or ``"+5m"`` (relative to ``now``). Numbers are
+    seconds since the epoch.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return (value - _EPOCH) // timedelta(microseconds=1)
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "now":
+            return now_micros() if now is None else now
+        if text[:1] in "+-" and _DURATION.match(text[1:]):
+            base = now_micros() if now is None else now
+            delta = parse_duration(text[1:])
+            return base - delta if text[0] == "-" else base + delta
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"invalid timestamp {value!r}: expected a datetime, an ISO-8601 string, "
+                "'now', or a relative time such as '-24h'"
+            ) from None
+        return to_micros(parsed)
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(f"invalid timestamp {value!r}")
+    if isinstance(value, int | float):
+        return int(round(value * MICROS_PER_SECOND))
+    # numpy.datetime64, pandas.Timestamp and friends
+    try:
+        import numpy as np
+
+        if isinstance(value, np.datetime64):
+            return int(value.astype("datetime64[us]").astype("int64"))
+        to_pydatetime = getattr(value, "to_pydatetime", None)
+        if to_pydatetime is not None:
+            return to_micros(to_pydatetime())
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"invalid timestamp {value!r} of type {type(value).__name__}")
+
+
+def from_micros(micros: int) -> datetime:
+    """Return the timezone-aware UTC datetime for microseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=int(micros))
+
+
+def align_down(micros: int, width: int) -> int:
+    """Start of the bucket of ``width`` microseconds that contains ``micros``."""
+    return micros - (micros % width)
+
+
+def align_up(micros: int, width: int) -> int:
+    """Smallest bucket boundary of ``width`` at or after ``micros``."""
+    return -((-micros) // width) * width
+
+
+def decompose(start: int, end: int) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+    """Cover ``[start, end)`` with the fewest aligned stored buckets.
+
+    Returns ``(buckets, partial)``: ``buckets`` is a list of ``(resolution, bucket_start)``
+    that tile the minute-aligned interior, coarsest buckets first where they fit, and
+    ``partial`` the sub-minute ranges at either edge that no stored bucket covers exactly
+    (to be computed from raw rows).
+
+    >>> decompose(0, 2 * HOUR + MINUTE)
+    ([('hour', 0), ('hour', 3600000000), ('minute', 7200000000)], [])
+    """
+    if end <= start:
+        return [], []
+    partial: list[tuple[int, int]] = []
+    lo = align_up(start, MINUTE)
+    hi = align_down(end, MINUTE)
+    if lo >= hi:  # the window lies inside a single minute (or straddles one boundary)
+        if lo == hi and start < lo < end:
+            return [], [(start, lo), (lo, end)]
+        return [], [(start, end)]
+    if start < lo:
+        partial.append((start, lo))
+    if hi < end:
+        partial.append((hi, end))
+    buckets: list[tuple[str, int]] = []
+    _cover(lo, hi, list(RESOLUTIONS.items())[::-1], buckets)
+    buckets.sort(key=lambda b: b[1])
+    return buckets, partial
+
+
+def _cover(lo: int, hi: int, levels: list[tuple[str, int]], out: list[tuple[str, int]]) -> None:
+    """Greedy tiling of [lo, hi) by the coarsest aligned buckets, recursing into the edges."""
+    name, width = levels[0]
+    if len(levels) == 1:
+        out.extend((name, t) for t in range(lo, hi, width))
+        return
+    first = align_up(lo, width)
+    last = align_down(hi, width)
+    if first >= last:
+        _cover(lo, hi, levels[1:], out)
+        return
+    if lo < first:
+        _cover(lo, first, levels[1:], out)
+    out.extend((name, t) for t in range(first, last, width))
+    if last < hi:
+        _cover(last, hi, levels[1:], out)

@@ -1,0 +1,71 @@
+"""Exceptions raised by mlpulse.
+
+Every error a user can trigger derives from :class:`MlpulseError`, so one ``except`` clause
+catches them all. Messages name the model, column, row and reason where they apply.
+
+::
+
+    MlpulseError
+    ├── ConfigError              bad argument or configuration (also a ValueError)
+    │   └── UnknownMetricError   a metric name that is neither built in nor registered
+    ├── SchemaError              data that does not fit the model's schema (also a ValueError)
+    ├── ModelError               model registry problems
+    │   ├── UnknownModelError    no model of that name / version (also a KeyError)
+    │   └── ModelConflictError   re-registration that contradicts what is stored
+    └── StoreError               the embedded store cannot be used
+        └── StoreLockedError     another process owns the database file
+"""
+
+from __future__ import annotations
+
+
+class MlpulseError(Exception):
+    """Base class of every mlpulse error."""
+
+
+class ConfigError(MlpulseError, ValueError):
+    """An argument or setting is invalid; the message says which and why."""
+
+
+class UnknownMetricError(ConfigError):
+    """A metric name is neither built in for the model's task nor registered."""
+
+
+class SchemaError(MlpulseError, ValueError):
+    """Data does not fit the model's schema (missing column, wrong kind of table)."""
+
+
+class ModelError(MlpulseError):
+    """Problems with the model registry."""
+
+
+class UnknownModelError(ModelError, KeyError):
+    """No model (or version) of that name is registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelConflictError(ModelError):
+    """A registration contradicts what is already stored (another task, say)."""
+
+
+class StoreError(MlpulseError):
+    """The embedded store could not be opened or used."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the write lock on the database file."""
+
+
+__all__ = [
+    "ConfigError",
+    "MlpulseError",
+    "ModelConflictError",
+    "ModelError",
+    "SchemaError",
+    "StoreError",
+    "StoreLockedError",
+    "UnknownMetricError",
+    "UnknownModelError",
+]
