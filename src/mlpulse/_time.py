@@ -125,13 +125,15 @@ def align_up(micros: int, width: int) -> int:
     return -((-micros) // width) * width
 
 
-def decompose(start: int, end: int) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+def decompose(
+    start: int, end: int, finest: str = "minute"
+) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
     """Cover ``[start, end)`` with the fewest aligned stored buckets.
 
     Returns ``(buckets, partial)``: ``buckets`` is a list of ``(resolution, bucket_start)``
-    that tile the minute-aligned interior, coarsest buckets first where they fit, and
-    ``partial`` the sub-minute ranges at either edge that no stored bucket covers exactly
-    (to be computed from raw rows).
+    that tile the interior aligned to the ``finest`` stored resolution, coarsest buckets
+    where they fit, and ``partial`` the ranges at either edge that no stored bucket covers
+    exactly (to be computed from raw rows).
 
     >>> decompose(0, 2 * HOUR + MINUTE)
     ([('hour', 0), ('hour', 3600000000), ('minute', 7200000000)], [])
@@ -139,8 +141,11 @@ def decompose(start: int, end: int) -> tuple[list[tuple[str, int]], list[tuple[i
     if end <= start:
         return [], []
     partial: list[tuple[int, int]] = []
-    lo = align_up(start, MINUTE)
-    hi = align_down(end, MINUTE)
+    levels = list(RESOLUTIONS.items())
+    levels = levels[[name for name, _ in levels].index(finest) :]
+    unit = levels[0][1]
+    lo = align_up(start, unit)
+    hi = align_down(end, unit)
     if lo >= hi:  # the window lies inside a single minute (or straddles one boundary)
         if lo == hi and start < lo < end:
             return [], [(start, lo), (lo, end)]
@@ -150,7 +155,7 @@ def decompose(start: int, end: int) -> tuple[list[tuple[str, int]], list[tuple[i
     if hi < end:
         partial.append((hi, end))
     buckets: list[tuple[str, int]] = []
-    _cover(lo, hi, list(RESOLUTIONS.items())[::-1], buckets)
+    _cover(lo, hi, levels[::-1], buckets)
     buckets.sort(key=lambda b: b[1])
     return buckets, partial
 

@@ -1,0 +1,1 @@
+"""Ingest, feedback join and window queries over bucket profiles."""

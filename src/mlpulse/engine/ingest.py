@@ -1,0 +1,383 @@
+"""Batch ingest of predictions and feedback into the store.
+
+One call = one transaction: valid rows go to the raw table, bad rows to the quarantine,
+and the bucket profiles of every touched (version, segment, minute/hour/day) are updated.
+Labels live on the prediction's raw row, so a late label lands in the prediction's bucket
+and a corrected label replaces the old one; the labeled part of each touched minute is then
+recomputed from raw rows and rolled up, so nothing is ever counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .._time import DAY, HOUR, now_micros
+from ..schema import ModelSpec, to_arrow
+from ..store import profiles as profile_store
+from ..store.database import Store, quote
+from ..store.database import arrow as query_arrow
+from ..store.registry import Registry, feedback_table, pending_table, raw_table
+from .parts import LABELED
+from .profiling import batch_parts, labeled_minute_parts, rollup
+from .validate import CleanBatch, Quarantine, validate_feedback, validate_predictions
+
+log = logging.getLogger("mlpulse.ingest")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What happened to a batch: ``received == stored + quarantined``."""
+
+    received: int
+    stored: int
+    quarantined: int
+    pending: int = 0  # remote mode: rows spooled but not yet acknowledged
+    matched: int = 0  # feedback: rows whose prediction was found
+    held: int = 0  # feedback: rows held until their prediction arrives
+
+    def __add__(self, other: IngestReport) -> IngestReport:
+        return IngestReport(
+            *(
+                getattr(self, f) + getattr(other, f)
+                for f in ("received", "stored", "quarantined", "pending", "matched", "held")
+            )
+        )
+
+
+def _naive_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Engine:
+    """Writes batches into a :class:`Store` and keeps its profiles current."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.registry = Registry(store)
+
+    # -- predictions --------------------------------------------------------------------
+
+    def ingest_predictions(
+        self,
+        spec: ModelSpec,
+        version: str,
+        table: Any,
+        *,
+        id_col: str = "id",
+        ts_col: str | None = "timestamp",
+    ) -> IngestReport:
+        arrow = to_arrow(table, what=f"model {spec.name!r}: log_batch table")
+        clean = validate_predictions(
+            arrow, spec, version, id_col=id_col, ts_col=ts_col, now=now_micros()
+        )
+        try:
+            with self.store.write() as conn:
+                spec = self._evolve(conn, spec, clean)
+                report = self._store_predictions(conn, spec, version, arrow, clean)
+        except BaseException:
+            self.registry._segments.clear()
+            raise
+        return report
+
+    def _evolve(self, conn, spec: ModelSpec, clean: CleanBatch) -> ModelSpec:
+        current = self.registry.get(spec.name)
+        if clean.new_features:
+            log.info("model %r: new columns %s", spec.name, sorted(clean.new_features))
+            current = self.registry._add_features(conn, current, clean.new_features)
+        return current
+
+    def _store_predictions(
+        self, conn, spec: ModelSpec, version: str, arrow: pa.Table, clean: CleanBatch
+    ) -> IngestReport:
+        raw = raw_table(spec)
+        batch = clean.table
+        minutes = batch.column("__minute").to_numpy()
+        if len(minutes) and not np.all(minutes[1:] >= minutes[:-1]):
+            # time order makes the grouping cheap and keeps DuckDB's zone maps tight
+            batch = batch.sort_by("__minute")
+            order = np.argsort(minutes, kind="stable")
+            clean.type_errors = {c: m[order] for c, m in clean.type_errors.items()}
+        conn.register("__batch", batch)
+        try:
+            dups = conn.execute(
+                f"SELECT b.__row, b.__id FROM __batch b SEMI JOIN {raw} r ON r.__id = b.__id ORDER BY b.__row"
+            ).fetchnumpy()
+            quarantine = clean.quarantine
+            if len(dups["__row"]):
+                dup_rows = np.asarray(dups["__row"], dtype=np.int64)
+                quarantine = _merge_quarantine(
+                    quarantine,
+                    arrow,
+                    dup_rows,
+                    list(dups["__id"]),
+                    f"model {spec.name!r}: duplicate id: a prediction with this id is already stored",
+                )
+                conn.unregister("__batch")
+                positions = batch.column("__row").to_numpy()
+                keep = ~np.isin(positions, dup_rows)
+                batch = batch.filter(pa.array(keep))
+                errors = {c: m[keep] for c, m in clean.type_errors.items()}
+                conn.register("__batch", batch)
+            else:
+                errors = clean.type_errors
+
+            # feedback that arrived before its prediction
+            held = query_arrow(
+                conn,
+                f"SELECT p.__id, p.__label, p.__ts FROM {pending_table(spec)} p SEMI JOIN __batch b "
+                "ON b.__id = p.__id QUALIFY row_number() OVER (PARTITION BY p.__id ORDER BY p.__seq DESC) = 1",
+            )
+            columns = [c for c in batch.column_names if c != "__row"]
+            select = "?::VARCHAR AS __version, " + ", ".join(
+                f"b.{quote(c)}" for c in columns if c not in ("__label", "__label_ts")
+            )
+            if held.num_rows:
+                conn.register("__held", held)
+                conn.execute(
+                    f"INSERT INTO {raw} BY NAME SELECT {select}, h.__label AS __label, h.__ts AS __label_ts "
+                    "FROM __batch b LEFT JOIN __held h ON h.__id = b.__id",
+                    [version],
+                )
+                conn.execute(
+                    f"DELETE FROM {pending_table(spec)} WHERE __id IN (SELECT __id FROM __held)"
+                )
+                dirty = conn.execute(
+                    "SELECT DISTINCT ?::VARCHAR, b.__minute FROM __batch b SEMI JOIN __held h ON h.__id = b.__id",
+                    [version],
+                ).fetchall()
+                conn.unregister("__held")
+            else:
+                conn.execute(f"INSERT INTO {raw} BY NAME SELECT {select} FROM __batch b", [version])
+                dirty = []
+        finally:
+            conn.unregister("__batch")
+
+        admitted = self._admit_segments(conn, spec, batch)
+        if batch.num_rows:
+            fresh = batch_parts(batch, spec, version, admitted, errors)
+            stored = profile_store.load(conn, spec.model_id, fresh.keys())
+            for key, value in stored.items():
+                from .parts import merge_part
+
+                fresh[key] = merge_part(key[4], value, fresh[key])
+            profile_store.save(conn, spec.model_id, fresh)
+        if dirty:
+            self._recompute_labeled(conn, spec, dirty, admitted)
+        self._quarantine(conn, spec, version, "prediction", quarantine)
+        report = IngestReport(arrow.num_rows, batch.num_rows, len(quarantine))
+        self._stats(conn, spec, "prediction", report)
+        return report
+
+    def _admit_segments(self, conn, spec: ModelSpec, batch: pa.Table) -> dict[str, set[str]]:
+        admitted: dict[str, set[str]] = {}
+        for column in spec.segments:
+            if column in batch.column_names:
+                import pyarrow.compute as pc
+
+                seen = pc.unique(batch.column(column).cast(pa.string())).drop_null().to_pylist()
+                admitted[column] = self.registry.admit_segment_values(
+                    conn, spec, column, sorted(seen)
+                )
+            else:
+                admitted[column] = self.registry.segment_values(spec, column)
+        return admitted
+
+    # -- feedback -----------------------------------------------------------------------
+
+    def ingest_feedback(
+        self,
+        spec: ModelSpec,
+        table: Any,
+        *,
+        id_col: str = "id",
+        label_col: str = "label",
+        ts_col: str | None = None,
+    ) -> IngestReport:
+        arrow = to_arrow(table, what=f"model {spec.name!r}: log_feedback_batch table")
+        clean = validate_feedback(
+            arrow, spec, id_col=id_col, label_col=label_col, ts_col=ts_col, now=now_micros()
+        )
+        with self.store.write() as conn:
+            spec = self.registry.get(spec.name)
+            report = self._store_feedback(conn, spec, arrow, clean)
+        return report
+
+    def _store_feedback(
+        self, conn, spec: ModelSpec, arrow: pa.Table, clean: CleanBatch
+    ) -> IngestReport:
+        raw, pending = raw_table(spec), pending_table(spec)
+        batch = clean.table
+        received_at = _naive_now()
+        conn.register("__fb", batch)
+        try:
+            # the last row per id wins within a batch
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE __fb_last AS SELECT __id, __label, __ts, __seq FROM __fb "
+                "QUALIFY row_number() OVER (PARTITION BY __id ORDER BY __seq DESC) = 1"
+            )
+            dirty = query_arrow(
+                conn,
+                f"UPDATE {raw} SET __label = f.__label, __label_ts = f.__ts FROM __fb_last f "
+                f"WHERE {raw}.__id = f.__id RETURNING {raw}.__version, {raw}.__minute, {raw}.__id",
+            )
+            matched_ids = dirty.column("__id")
+            conn.register("__matched", pa.table({"__id": matched_ids}))
+            conn.execute(
+                f"INSERT INTO {feedback_table(spec)} SELECT f.__id, f.__label, f.__ts, ?, "
+                "f.__id IN (SELECT __id FROM __matched) FROM __fb f ORDER BY f.__seq",
+                [received_at],
+            )
+            # labels for predictions not seen yet wait in the pending table
+            base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchone()[0]
+            unmatched = conn.execute(
+                f"INSERT INTO {pending} SELECT __id, __label, __ts, __seq + ? + 1 FROM __fb_last "
+                "WHERE __id NOT IN (SELECT __id FROM __matched)",
+                [base],
+            ).fetchone()
+            held = int(unmatched[0]) if unmatched else 0
+            conn.unregister("__matched")
+            conn.execute("DROP TABLE __fb_last")
+        finally:
+            conn.unregister("__fb")
+        if dirty.num_rows:
+            distinct = dirty.group_by(["__version", "__minute"]).aggregate([])
+            keys = set(
+                zip(
+                    distinct.column("__version").to_pylist(),
+                    distinct.column("__minute").to_pylist(),
+                    strict=True,
+                )
+            )
+            admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}
+            self._recompute_labeled(conn, spec, sorted(keys), admitted)
+        self._quarantine(conn, spec, None, "feedback", clean.quarantine)
+        report = IngestReport(
+            arrow.num_rows, batch.num_rows, len(clean.quarantine), matched=dirty.num_rows, held=held
+        )
+        self._stats(conn, spec, "feedback", report)
+        return report
+
+    def _recompute_labeled(
+        self, conn, spec: ModelSpec, dirty, admitted: dict[str, set[str]]
+    ) -> None:
+        """Rebuild the labeled part of every dirty (version, minute) and roll it up."""
+        keys = pa.table(
+            {
+                "version": pa.array([k[0] for k in dirty], pa.string()),
+                "minute": pa.array([int(k[1]) for k in dirty], pa.int64()),
+            }
+        )
+        lo = min(int(k[1]) for k in dirty)
+        hi = max(int(k[1]) for k in dirty)
+        segments = "".join(f", r.{quote(c)}" for c in spec.segments if c in spec.features)
+        conn.register("__dirty", keys)
+        try:
+            rows = query_arrow(
+                conn,
+                f"SELECT r.__version, r.__minute, r.__prediction, r.__label{segments} "
+                f"FROM {raw_table(spec)} r JOIN __dirty d ON r.__version = d.version AND r.__minute = d.minute "
+                "WHERE r.__label IS NOT NULL AND r.__minute BETWEEN ? AND ?",
+                [lo, hi],
+            )
+        finally:
+            conn.unregister("__dirty")
+        minute = labeled_minute_parts(rows, spec, admitted)
+        profile_store.save(conn, spec.model_id, minute)
+        versions = sorted({k[0] for k in dirty})
+        for resolution, finer, width in (("hour", "minute", HOUR), ("day", "hour", DAY)):
+            buckets = sorted({int(k[1]) - int(k[1]) % width for k in dirty})
+            blobs = profile_store.load_range(
+                conn,
+                spec.model_id,
+                resolution=finer,
+                start=buckets[0],
+                end=buckets[-1] + width,
+                parts=[LABELED],
+                versions=versions,
+            )
+            wanted = set(buckets)
+            from .parts import decode_part
+
+            finer_parts = {
+                (v, s, finer, int(b), p): decode_part(p, blob)
+                for v, s, b, p, _n, blob in blobs
+                if int(b) - int(b) % width in wanted
+            }
+            profile_store.save(conn, spec.model_id, rollup(finer_parts, resolution))
+
+    # -- quarantine and stats -----------------------------------------------------------
+
+    def _quarantine(
+        self, conn, spec: ModelSpec, version: str | None, kind: str, q: Quarantine
+    ) -> None:
+        if not len(q):
+            return
+        table = pa.table(
+            {
+                "model_id": pa.array(np.full(len(q), spec.model_id), pa.int32()),
+                "version": pa.array([version] * len(q), pa.string()),
+                "kind": pa.array([kind] * len(q), pa.string()),
+                "received_at": pa.array([_naive_now()] * len(q), pa.timestamp("us")),
+                "batch_row": pa.array(q.rows, pa.int64()),
+                "id": pa.array(q.ids, pa.string()),
+                "reason": pa.array(q.reasons, pa.string()),
+                "payload": pa.array(q.payloads, pa.string()),
+            }
+        )
+        conn.register("__q", table)
+        try:
+            conn.execute("INSERT INTO quarantine SELECT * FROM __q")
+        finally:
+            conn.unregister("__q")
+        log.warning("model %r: quarantined %d %s rows (%s)", spec.name, len(q), kind, q.reasons[0])
+
+    def _stats(self, conn, spec: ModelSpec, kind: str, report: IngestReport) -> None:
+        conn.execute(
+            "INSERT INTO ingest_stats VALUES (?, ?, ?, ?, ?, ?)",
+            [spec.model_id, kind, report.received, report.stored, report.quarantined, _naive_now()],
+        )
+
+    def quarantined(self, spec: ModelSpec, start: int | None = None, end: int | None = None):
+        """Quarantined rows of a model, oldest first, with the reason and the row as JSON."""
+        sql = (
+            "SELECT received_at, kind, version, batch_row, id, reason, payload FROM quarantine "
+            "WHERE model_id = ?"
+        )
+        params: list[Any] = [spec.model_id]
+        if start is not None:
+            sql += " AND received_at >= make_timestamp(?)"
+            params.append(start)
+        if end is not None:
+            sql += " AND received_at < make_timestamp(?)"
+            params.append(end)
+        frame = self.store.fetch_arrow(sql + " ORDER BY received_at, batch_row", params).to_pandas()
+        frame["received_at"] = frame["received_at"].dt.tz_localize("UTC")
+        return frame
+
+
+def _merge_quarantine(
+    q: Quarantine, arrow: pa.Table, rows: np.ndarray, ids: list, reason: str
+) -> Quarantine:
+    """Add rows found bad after validation (duplicates of stored ids) to a quarantine."""
+    from .validate import payloads
+
+    merged_rows = np.concatenate([q.rows, rows])
+    order = np.argsort(merged_rows, kind="stable")
+    all_ids = q.ids + list(ids)
+    reasons = q.reasons + [reason] * len(rows)
+    lines = q.payloads + payloads(arrow, rows)
+    return Quarantine(
+        merged_rows[order],
+        [all_ids[i] for i in order],
+        [reasons[i] for i in order],
+        [lines[i] for i in order],
+    )
+
+
+__all__ = ["Engine", "IngestReport"]

@@ -1,0 +1,140 @@
+"""The three parts of a bucket profile, stored as separate blobs.
+
+* ``core`` (:class:`CoreState`) — row count, the prediction column's state, latency, the
+  number of positive predictions (binary) and type violations per column; needed by every
+  metrics query and never changed by feedback.
+* ``features`` — a dict of column states (numeric or categorical), for drift and quality.
+* ``labeled`` — the classification or regression state of the bucket's labeled rows;
+  recomputed from raw rows whenever a label in the bucket arrives or changes, so a corrected
+  label is never counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from ..profiles import codec
+
+CORE, FEATURES, LABELED = "core", "features", "labeled"
+
+
+@dataclass
+class CoreState:
+    """Counters and states every query needs, for one bucket."""
+
+    n: int = 0
+    positives: int = 0  # binary: predictions >= threshold
+    prediction: Any = None  # NumericState or CategoricalState
+    latency: Any = None  # LatencyState
+    type_errors: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: CoreState) -> None:
+        self.n += other.n
+        self.positives += other.positives
+        if other.prediction is not None:
+            if self.prediction is None:
+                self.prediction = other.prediction.copy()
+            else:
+                self.prediction.merge(other.prediction)
+        if other.latency is not None:
+            if self.latency is None:
+                self.latency = other.latency.copy()
+            else:
+                self.latency.merge(other.latency)
+        for column, count in other.type_errors.items():
+            self.type_errors[column] = self.type_errors.get(column, 0) + count
+
+    def copy(self) -> CoreState:
+        out = CoreState()
+        out.merge(self)
+        return out
+
+    def to_bytes(self) -> bytes:
+        return msgpack.packb(
+            {
+                "n": self.n,
+                "positives": self.positives,
+                "prediction": codec.encode(self.prediction)
+                if self.prediction is not None
+                else None,
+                "latency": codec.encode(self.latency) if self.latency is not None else None,
+                "type_errors": self.type_errors,
+            },
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> CoreState:
+        d = msgpack.unpackb(blob, raw=False)
+        return cls(
+            n=d["n"],
+            positives=d["positives"],
+            prediction=codec.decode(d["prediction"]) if d["prediction"] is not None else None,
+            latency=codec.decode(d["latency"]) if d["latency"] is not None else None,
+            type_errors=dict(d["type_errors"]),
+        )
+
+
+def encode_part(part: str, value: Any) -> bytes:
+    if part == CORE:
+        return value.to_bytes()
+    if part == FEATURES:
+        return codec.encode_states(value)
+    return codec.encode(value)
+
+
+def decode_part(part: str, blob: bytes) -> Any:
+    if part == CORE:
+        return CoreState.from_bytes(blob)
+    if part == FEATURES:
+        return codec.decode_states(blob)
+    return codec.decode(blob)
+
+
+def merge_part(part: str, into: Any, other: Any) -> Any:
+    """Merge ``other`` into ``into`` (in place where possible) and return the result."""
+    if into is None:
+        return copy_part(part, other)
+    if part == FEATURES:
+        for column, state in other.items():
+            if column in into:
+                into[column].merge(state)
+            else:
+                into[column] = state.copy()
+        return into
+    into.merge(other)
+    return into
+
+
+def merge_all(part: str, values: list[Any]) -> Any:
+    """Merge a list of parts into a new one (None for an empty list).
+
+    State types may offer ``merge_many(states)`` as a faster path for long lists.
+    """
+    if not values:
+        return None
+    fast = getattr(type(values[0]), "merge_many", None)
+    if fast is not None and part != FEATURES:
+        return fast(values)
+    out = copy_part(part, values[0])
+    for value in values[1:]:
+        out = merge_part(part, out, value)
+    return out
+
+
+def copy_part(part: str, value: Any) -> Any:
+    if part == FEATURES:
+        return {column: state.copy() for column, state in value.items()}
+    return value.copy()
+
+
+def part_rows(part: str, value: Any) -> int:
+    """Row count of a part, kept in the profiles table beside the blob."""
+    if part == CORE:
+        return int(value.n)
+    if part == FEATURES:
+        return max((int(getattr(s, "rows", 0)) for s in value.values()), default=0)
+    return int(getattr(value, "n", 0))

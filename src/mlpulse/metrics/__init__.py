@@ -1,0 +1,1 @@
+"""Service-level metrics computed from profile states."""

@@ -1,0 +1,345 @@
+"""Classification states: binary (confusion counts, score histograms, loss sums) and
+multiclass (confusion matrix over a growing, sorted class list)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlpulse.errors import ConfigError
+from mlpulse.profiles._common import as_float64, as_group, packed_equal
+from mlpulse.profiles.categorical import encode_strings
+
+N_SCORE_BINS = 10_000
+"""Equal-width score bins on [0, 1] for the per-class histograms (ROC / PR AUC)."""
+assert N_SCORE_BINS <= 2**16  # bin indices are serialised as uint16
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+class ScoreHistogram:
+    """Counts per score bin, held sparse (as built) or dense (once accumulated into).
+
+    Buckets built from a few hundred rows stay sparse; a state that others are merged
+    into turns dense, so each further merge is one vector addition.
+    """
+
+    __slots__ = ("_dense", "_idx", "_cnt")
+
+    def __init__(self, idx: np.ndarray | None = None, cnt: np.ndarray | None = None) -> None:
+        self._dense: np.ndarray | None = None
+        self._idx = np.zeros(0, np.int64) if idx is None else idx.astype(np.int64)
+        self._cnt = np.zeros(0, np.int64) if cnt is None else cnt.astype(np.int64)
+
+    def sparse(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bin indices ascending, counts) of the nonzero bins."""
+        if self._dense is None:
+            return self._idx, self._cnt
+        idx = np.flatnonzero(self._dense)
+        return idx, self._dense[idx]
+
+    def dense(self) -> np.ndarray:
+        """A dense int64 array of length N_SCORE_BINS (a copy)."""
+        if self._dense is not None:
+            return self._dense.copy()
+        out = np.zeros(N_SCORE_BINS, np.int64)
+        out[self._idx] = self._cnt
+        return out
+
+    def add(self, other: ScoreHistogram) -> None:
+        if self._dense is None:
+            self._dense = self.dense()
+        if other._dense is not None:
+            self._dense += other._dense
+        else:
+            self._dense[other._idx] += other._cnt  # indices are unique
+
+    def copy(self) -> ScoreHistogram:
+        idx, cnt = self.sparse()
+        return ScoreHistogram(idx.copy(), cnt.copy())
+
+
+class BinaryState:
+    """Mergeable summary of labeled binary predictions.
+
+    A row is predicted positive when ``score >= threshold``; label 1 is positive. Scores are
+    clipped to [0, 1] for the histograms, log loss and Brier score.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = BinaryState(threshold=0.5)
+    >>> s.update(np.array([1, 0, 1, 0]), np.array([0.9, 0.6, 0.4, 0.1]))
+    >>> s.n, s.tp, s.fp, s.tn, s.fn
+    (4, 1, 1, 1, 1)
+    >>> int(s.pos_hist.sum()), int(s.neg_hist[1000])
+    (2, 1)
+    >>> BinaryState.from_dict(s.to_dict()) == s
+    True
+    """
+
+    __slots__ = ("threshold", "n", "tp", "fp", "tn", "fn", "log_loss_sum", "brier_sum",
+                 "pos", "neg")
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = float(threshold)
+        self.n = self.tp = self.fp = self.tn = self.fn = 0
+        self.log_loss_sum = 0.0
+        self.brier_sum = 0.0
+        self.pos = ScoreHistogram()
+        self.neg = ScoreHistogram()
+
+    @property
+    def pos_hist(self) -> np.ndarray:
+        """Dense score histogram of rows with label 1."""
+        return self.pos.dense()
+
+    @property
+    def neg_hist(self) -> np.ndarray:
+        """Dense score histogram of rows with label 0."""
+        return self.neg.dense()
+
+    def score_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bins ascending, positives, negatives) over the bins holding any row."""
+        pi, pc = self.pos.sparse()
+        ni, nc = self.neg.sparse()
+        bins = np.union1d(pi, ni)
+        pos = np.zeros(len(bins), np.int64)
+        neg = np.zeros(len(bins), np.int64)
+        pos[np.searchsorted(bins, pi)] = pc
+        neg[np.searchsorted(bins, ni)] = nc
+        return bins, pos, neg
+
+    def update(self, y_true: Any, y_score: Any) -> None:
+        y = np.asarray(y_true)
+        [part] = build_binary(y, y_score, np.zeros(len(y), np.int64), 1, self.threshold)
+        self.merge(part)
+
+    def merge(self, other: BinaryState) -> None:
+        if not isinstance(other, BinaryState):
+            raise ConfigError(f"cannot merge BinaryState with {type(other).__name__}")
+        if other.threshold != self.threshold:
+            raise ConfigError(
+                f"cannot merge binary states with thresholds {self.threshold} and {other.threshold}"
+            )
+        self.n += other.n
+        self.tp += other.tp
+        self.fp += other.fp
+        self.tn += other.tn
+        self.fn += other.fn
+        self.log_loss_sum += other.log_loss_sum
+        self.brier_sum += other.brier_sum
+        if other.n:
+            self.pos.add(other.pos)
+            self.neg.add(other.neg)
+
+    def copy(self) -> BinaryState:
+        return BinaryState.from_dict(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        pi, pc = self.pos.sparse()
+        ni, nc = self.neg.sparse()
+        return {
+            "threshold": self.threshold, "n": self.n, "tp": self.tp, "fp": self.fp,
+            "tn": self.tn, "fn": self.fn, "log_loss_sum": self.log_loss_sum,
+            "brier_sum": self.brier_sum,
+            # Sparse: bin indices as uint16 bytes, counts as msgpack ints (mostly 1 byte).
+            "pos_idx": pi.astype("<u2").tobytes(), "pos_cnt": pc.tolist(),
+            "neg_idx": ni.astype("<u2").tobytes(), "neg_cnt": nc.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BinaryState:
+        s = cls(float(d["threshold"]))
+        s.n, s.tp, s.fp, s.tn, s.fn = (int(d[k]) for k in ("n", "tp", "fp", "tn", "fn"))
+        s.log_loss_sum, s.brier_sum = float(d["log_loss_sum"]), float(d["brier_sum"])
+
+        def hist(prefix: str) -> ScoreHistogram:
+            return ScoreHistogram(np.frombuffer(d[prefix + "_idx"], "<u2"),
+                                  np.asarray(d[prefix + "_cnt"], dtype=np.int64))
+
+        s.pos, s.neg = hist("pos"), hist("neg")
+        return s
+
+    def __eq__(self, other: object) -> bool:
+        return packed_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"BinaryState(n={self.n}, tp={self.tp}, fp={self.fp}, tn={self.tn}, "
+                f"fn={self.fn}, threshold={self.threshold})")
+
+
+def _binary_labels(y_true: Any) -> np.ndarray:
+    y = np.asarray(y_true)
+    if y.dtype == bool:
+        return y.astype(np.int64)
+    if y.dtype.kind not in "iuf" or not np.isin(y, (0, 1)).all():
+        raise ConfigError("binary labels must be 0/1 or boolean")
+    return y.astype(np.int64)
+
+
+def build_binary(
+    y_true: Any, y_score: Any, group: Any, n_groups: int, threshold: float = 0.5
+) -> list[BinaryState]:
+    """One :class:`BinaryState` per group from labels, scores and per-row group ids.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> states = build_binary(np.array([1, 0, 1]), np.array([0.8, 0.3, 0.2]),
+    ...                       np.array([0, 0, 1]), 2)
+    >>> [(s.tp, s.tn, s.fn) for s in states]
+    [(1, 1, 0), (0, 0, 1)]
+    """
+    y = _binary_labels(y_true)
+    score = as_float64(y_score, "y_score")
+    if len(score) != len(y):
+        raise ConfigError(f"y_true has {len(y)} rows but y_score has {len(score)}")
+    if not np.isfinite(score).all():
+        raise ConfigError("y_score contains NaN or infinite values")
+    g = as_group(group, len(y), n_groups)
+    threshold = float(threshold)
+    clipped = np.clip(score, 0.0, 1.0)
+
+    cell = y * 2 + (score >= threshold)  # 0 tn, 1 fp, 2 fn, 3 tp
+    cells = np.bincount(g * 4 + cell, minlength=4 * n_groups).reshape(n_groups, 4).tolist()
+    n = np.bincount(g, minlength=n_groups).tolist()
+    # sklearn's log_loss: probabilities [1 - p, p], each clipped to [eps, 1 - eps].
+    p_true = np.where(y == 1, clipped, 1.0 - clipped)
+    loss = -np.log(np.clip(p_true, _EPS, 1.0 - _EPS))
+    log_loss = np.bincount(g, weights=loss, minlength=n_groups).tolist()
+    brier = np.bincount(g, weights=(y - clipped) ** 2, minlength=n_groups).tolist()
+
+    bins = np.minimum((clipped * N_SCORE_BINS).astype(np.int64), N_SCORE_BINS - 1)
+    keys, counts = np.unique((g * 2 + y) * N_SCORE_BINS + bins, return_counts=True)
+    label_of = keys // N_SCORE_BINS  # = group * 2 + label, sorted
+    bounds = np.searchsorted(label_of, np.arange(2 * n_groups + 1))
+    key_bins = keys % N_SCORE_BINS
+
+    states = [BinaryState(threshold) for _ in range(n_groups)]
+    for i in np.flatnonzero(n).tolist():
+        s = states[i]
+        s.n = n[i]
+        s.tn, s.fp, s.fn, s.tp = cells[i]
+        s.log_loss_sum, s.brier_sum = log_loss[i], brier[i]
+        lo, mid, hi = bounds[2 * i], bounds[2 * i + 1], bounds[2 * i + 2]
+        s.neg = ScoreHistogram(key_bins[lo:mid], counts[lo:mid])
+        s.pos = ScoreHistogram(key_bins[mid:hi], counts[mid:hi])
+    return states
+
+
+class MulticlassState:
+    """Mergeable confusion matrix (rows = true class, columns = predicted class).
+
+    ``classes`` is sorted and grows to the union of the classes seen on update or merge.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = MulticlassState()
+    >>> s.update(np.array(["cat", "dog", "dog"], dtype=object),
+    ...          np.array(["cat", "cat", "dog"], dtype=object))
+    >>> s.classes, s.confusion.tolist(), s.n
+    (['cat', 'dog'], [[1, 0], [1, 1]], 3)
+    >>> t = MulticlassState(["ant"])
+    >>> t.merge(s)
+    >>> t.classes, t.confusion.tolist()
+    (['ant', 'cat', 'dog'], [[0, 0, 0], [0, 1, 0], [0, 1, 1]])
+    """
+
+    __slots__ = ("classes", "confusion", "n")
+
+    def __init__(self, classes: Any = ()) -> None:
+        self.classes: list[str] = sorted({str(c) for c in classes})
+        k = len(self.classes)
+        self.confusion = np.zeros((k, k), np.int64)
+        self.n = 0
+
+    def _reindexed(self, classes: list[str]) -> np.ndarray:
+        """The confusion matrix laid out over ``classes`` (a sorted superset)."""
+        if classes == self.classes:
+            return self.confusion
+        k = len(classes)
+        out = np.zeros((k, k), np.int64)
+        pos = np.searchsorted(np.asarray(classes, dtype=object), np.asarray(self.classes, dtype=object))
+        out[np.ix_(pos, pos)] = self.confusion
+        return out
+
+    def update(self, y_true: Any, y_pred: Any) -> None:
+        [part] = build_multiclass(y_true, y_pred, np.zeros(len(y_true), np.int64), 1)
+        self.merge(part)
+
+    def merge(self, other: MulticlassState) -> None:
+        if not isinstance(other, MulticlassState):
+            raise ConfigError(f"cannot merge MulticlassState with {type(other).__name__}")
+        classes = sorted(set(self.classes) | set(other.classes))
+        self.confusion = self._reindexed(classes) + other._reindexed(classes)
+        self.classes = classes
+        self.n += other.n
+
+    def copy(self) -> MulticlassState:
+        return MulticlassState.from_dict(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": list(self.classes), "n": self.n,
+                "confusion": self.confusion.astype("<i8").tobytes()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MulticlassState:
+        s = cls(d["classes"])
+        k = len(s.classes)
+        s.confusion = np.frombuffer(d["confusion"], "<i8").astype(np.int64).reshape(k, k)
+        s.n = int(d["n"])
+        return s
+
+    def __eq__(self, other: object) -> bool:
+        return packed_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MulticlassState(n={self.n}, classes={self.classes})"
+
+
+def build_multiclass(
+    y_true: Any, y_pred: Any, group: Any, n_groups: int, classes: Any = None
+) -> list[MulticlassState]:
+    """One :class:`MulticlassState` per group; each holds the classes seen in its rows,
+    plus ``classes`` when given."""
+    t = np.asarray(y_true, dtype=object)
+    p = np.asarray(y_pred, dtype=object)
+    if t.shape != p.shape or t.ndim != 1:
+        raise ConfigError(f"y_true {t.shape} and y_pred {p.shape} must be 1-d of equal length")
+    n_rows = len(t)
+    g = as_group(group, n_rows, n_groups)
+    codes, names = encode_strings(np.concatenate([t, p]))
+    if n_rows and (codes < 0).any():
+        raise ConfigError("multiclass labels and predictions must not be null")
+    # Re-code so that code order is sorted class order.
+    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    rank = np.empty(len(names), np.int64)
+    rank[order] = np.arange(len(names))
+    sorted_names = np.asarray(names, dtype=object)[order]
+    codes = rank[codes] if len(names) else codes
+    ct, cp = codes[:n_rows], codes[n_rows:]
+    k = max(len(names), 1)
+    keys, counts = np.unique((g * k + ct) * k + cp, return_counts=True)
+    bounds = np.searchsorted(keys // (k * k), np.arange(n_groups + 1))
+    kt, kp = (keys // k) % k, keys % k
+
+    base = MulticlassState(classes if classes is not None else ())
+    states = [base.copy() for _ in range(n_groups)]
+    for i in np.flatnonzero(np.diff(bounds)).tolist():
+        lo, hi = bounds[i], bounds[i + 1]
+        present = np.union1d(kt[lo:hi], kp[lo:hi])
+        m = len(present)
+        lt, lp = np.searchsorted(present, kt[lo:hi]), np.searchsorted(present, kp[lo:hi])
+        part = MulticlassState(sorted_names[present].tolist())
+        part.confusion = np.bincount(lt * m + lp, weights=counts[lo:hi],
+                                     minlength=m * m).astype(np.int64).reshape(m, m)
+        part.n = int(counts[lo:hi].sum())
+        states[i].merge(part)
+    return states

@@ -1,0 +1,149 @@
+"""The embedded DuckDB store: one file (or ``:memory:``), one writer, many readers.
+
+All writes go through :meth:`Store.write`, which holds the store's lock and a transaction,
+so the background batcher and synchronous ``log_batch`` calls never interleave. Reads use
+their own cursor and see the last committed state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import StoreError, StoreLockedError
+from .migrations import MIGRATIONS
+
+_PID = re.compile(r"PID (\d+)")
+
+
+def arrow(
+    conn: duckdb.DuckDBPyConnection, sql: str, params: list | tuple | None = None
+) -> pa.Table:
+    """Run a query and return its result as an Arrow table (no extra copy)."""
+    return conn.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+
+def quote(name: str) -> str:
+    """Quote an identifier for SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Store:
+    """A DuckDB database holding raw events, profiles and the model registry.
+
+    >>> store = Store(":memory:")
+    >>> store.fetch_one("SELECT count(*) FROM models")
+    (0,)
+    >>> store.close()
+    """
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
+        if path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+        try:
+            self._conn = duckdb.connect(path)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                pid = _PID.search(text)
+                owner = f"process {pid.group(1)}" if pid else "another process"
+                raise StoreLockedError(
+                    f"the database file {path!r} is in use by {owner}; only one process may "
+                    "write to it. Connect to that process's server instead "
+                    "(mlpulse.connect('http://127.0.0.1:8765')) or use another file."
+                ) from None
+            raise StoreError(f"cannot open the database file {path!r}: {text}") from None
+        self.lock = threading.RLock()
+        self._migrate()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the write lock and a transaction; commit on success, roll back on error."""
+        with self.lock:
+            self._conn.execute("BEGIN TRANSACTION")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for reads from any thread (sees committed data)."""
+        with self.lock:
+            return self._conn.cursor()
+
+    def fetch_one(self, sql: str, params: list | tuple | None = None) -> tuple | None:
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchone()
+        finally:
+            cur.close()
+
+    def fetch_all(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+
+    def fetch_arrow(self, sql: str, params: list | tuple | None = None) -> pa.Table:
+        cur = self.cursor()
+        try:
+            return arrow(cur, sql, params)
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                if self.path != ":memory:":
+                    self._conn.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass
+            self._conn.close()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+            )
+            done = {
+                row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()
+            }
+            for number, name, statements in MIGRATIONS:
+                if number in done:
+                    continue
+                for sql in statements:
+                    conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    [number, name, datetime.now(UTC).replace(tzinfo=None)],
+                )
+
+    def schema_version(self) -> int:
+        row = self.fetch_one("SELECT max(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def table_columns(self, table: str) -> dict[str, str]:
+        """Column name -> DuckDB type of a table (empty if it does not exist)."""
+        rows = self.fetch_all(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        )
+        return {name: dtype for name, dtype in rows}
