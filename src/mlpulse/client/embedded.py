@@ -161,7 +161,7 @@ class Pulse:
             try:
                 exists = conn.execute(
                     "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 if not exists:
                     conn.execute(
                         f"CREATE TABLE {name} AS SELECT ?::VARCHAR AS __version, * FROM __ref LIMIT 0",

@@ -10,6 +10,7 @@ recomputed from raw rows and rolled up, so nothing is ever counted twice.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,17 +18,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .._time import DAY, HOUR, now_micros
+from .._time import RESOLUTIONS, now_micros
 from ..schema import ModelSpec, to_arrow
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
 from ..store.database import arrow as query_arrow
 from ..store.registry import Registry, feedback_table, pending_table, raw_table
-from .parts import LABELED
+from .parts import LABELED, merge_part
 from .profiling import batch_parts, labeled_minute_parts, rollup
 from .validate import CleanBatch, Quarantine, validate_feedback, validate_predictions
 
 log = logging.getLogger("mlpulse.ingest")
+
+_PROFILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpulse-profile")
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,7 @@ class Engine:
             clean.type_errors = {c: m[order] for c, m in clean.type_errors.items()}
         conn.register("__batch", batch)
         try:
-            dups = conn.execute(
-                f"SELECT b.__row, b.__id FROM __batch b SEMI JOIN {raw} r ON r.__id = b.__id ORDER BY b.__row"
-            ).fetchnumpy()
+            dups = self._duplicates(conn, raw)
             quarantine = clean.quarantine
             if len(dups["__row"]):
                 dup_rows = np.asarray(dups["__row"], dtype=np.int64)
@@ -116,7 +117,12 @@ class Engine:
                     arrow,
                     dup_rows,
                     list(dups["__id"]),
-                    f"model {spec.name!r}: duplicate id: a prediction with this id is already stored",
+                    [
+                        f"model {spec.name!r}: duplicate id: a prediction with this id is already stored"
+                        if stored
+                        else f"model {spec.name!r}: duplicate id within the batch"
+                        for stored in dups["stored"]
+                    ],
                 )
                 conn.unregister("__batch")
                 positions = batch.column("__row").to_numpy()
@@ -127,44 +133,24 @@ class Engine:
             else:
                 errors = clean.type_errors
 
-            # feedback that arrived before its prediction
-            held = query_arrow(
-                conn,
-                f"SELECT p.__id, p.__label, p.__ts FROM {pending_table(spec)} p SEMI JOIN __batch b "
-                "ON b.__id = p.__id QUALIFY row_number() OVER (PARTITION BY p.__id ORDER BY p.__seq DESC) = 1",
+            admitted = self._admit_segments(conn, spec, batch)
+            # Profiling (numpy, datasketches) runs in a worker thread while DuckDB, which
+            # releases the GIL, writes the raw rows: the two costs overlap on two cores.
+            profiling = (
+                _PROFILER.submit(batch_parts, batch, spec, version, admitted, errors)
+                if batch.num_rows
+                else None
             )
-            columns = [c for c in batch.column_names if c != "__row"]
-            select = "?::VARCHAR AS __version, " + ", ".join(
-                f"b.{quote(c)}" for c in columns if c not in ("__label", "__label_ts")
-            )
-            if held.num_rows:
-                conn.register("__held", held)
-                conn.execute(
-                    f"INSERT INTO {raw} BY NAME SELECT {select}, h.__label AS __label, h.__ts AS __label_ts "
-                    "FROM __batch b LEFT JOIN __held h ON h.__id = b.__id",
-                    [version],
-                )
-                conn.execute(
-                    f"DELETE FROM {pending_table(spec)} WHERE __id IN (SELECT __id FROM __held)"
-                )
-                dirty = conn.execute(
-                    "SELECT DISTINCT ?::VARCHAR, b.__minute FROM __batch b SEMI JOIN __held h ON h.__id = b.__id",
-                    [version],
-                ).fetchall()
-                conn.unregister("__held")
-            else:
-                conn.execute(f"INSERT INTO {raw} BY NAME SELECT {select} FROM __batch b", [version])
-                dirty = []
+            try:
+                dirty = self._insert_raw(conn, spec, version, batch)
+            finally:
+                fresh = profiling.result() if profiling is not None else {}
         finally:
             conn.unregister("__batch")
 
-        admitted = self._admit_segments(conn, spec, batch)
-        if batch.num_rows:
-            fresh = batch_parts(batch, spec, version, admitted, errors)
+        if fresh:
             stored = profile_store.load(conn, spec.model_id, fresh.keys())
             for key, value in stored.items():
-                from .parts import merge_part
-
                 fresh[key] = merge_part(key[4], value, fresh[key])
             profile_store.save(conn, spec.model_id, fresh)
         if dirty:
@@ -173,6 +159,48 @@ class Engine:
         report = IngestReport(arrow.num_rows, batch.num_rows, len(quarantine))
         self._stats(conn, spec, "prediction", report)
         return report
+
+    def _duplicates(self, conn, raw: str) -> dict[str, np.ndarray]:
+        """Rows of ``__batch`` whose id is already stored, or repeats an earlier row's id."""
+        return conn.execute(
+            "WITH repeated AS (SELECT __id FROM __batch GROUP BY __id HAVING count(*) > 1), "
+            "later AS (SELECT __row, __id FROM __batch WHERE __id IN (SELECT __id FROM repeated) "
+            "QUALIFY row_number() OVER (PARTITION BY __id ORDER BY __row) > 1), "
+            f"stored AS (SELECT b.__row, b.__id FROM __batch b SEMI JOIN {raw} r ON r.__id = b.__id) "
+            "SELECT __row, any_value(__id) AS __id, bool_or(stored) AS stored FROM ("
+            "SELECT __row, __id, true AS stored FROM stored UNION ALL "
+            "SELECT __row, __id, false FROM later) GROUP BY __row ORDER BY __row"
+        ).fetchnumpy()
+
+    def _insert_raw(self, conn, spec: ModelSpec, version: str, batch: pa.Table) -> list:
+        """Insert the batch (registered as ``__batch``) into the raw table, applying any
+        feedback that arrived before these predictions; return the minutes it labels."""
+        raw, pending = raw_table(spec), pending_table(spec)
+        held = query_arrow(
+            conn,
+            f"SELECT p.__id, p.__label, p.__ts FROM {pending} p SEMI JOIN __batch b "
+            "ON b.__id = p.__id QUALIFY row_number() OVER (PARTITION BY p.__id ORDER BY p.__seq DESC) = 1",
+        )
+        columns = [c for c in batch.column_names if c not in ("__row", "__label", "__label_ts")]
+        select = "?::VARCHAR AS __version, " + ", ".join(f"b.{quote(c)}" for c in columns)
+        if not held.num_rows:
+            conn.execute(f"INSERT INTO {raw} BY NAME SELECT {select} FROM __batch b", [version])
+            return []
+        conn.register("__held", held)
+        try:
+            conn.execute(
+                f"INSERT INTO {raw} BY NAME SELECT {select}, h.__label AS __label, "
+                "h.__ts AS __label_ts FROM __batch b LEFT JOIN __held h ON h.__id = b.__id",
+                [version],
+            )
+            conn.execute(f"DELETE FROM {pending} WHERE __id IN (SELECT __id FROM __held)")
+            return conn.execute(
+                "SELECT DISTINCT ?::VARCHAR, b.__minute FROM __batch b "
+                "SEMI JOIN __held h ON h.__id = b.__id",
+                [version],
+            ).fetchall()
+        finally:
+            conn.unregister("__held")
 
     def _admit_segments(self, conn, spec: ModelSpec, batch: pa.Table) -> dict[str, set[str]]:
         admitted: dict[str, set[str]] = {}
@@ -216,32 +244,32 @@ class Engine:
         received_at = _naive_now()
         conn.register("__fb", batch)
         try:
+            conn.execute(
+                f"INSERT INTO {feedback_table(spec)} SELECT __id, __label, __ts, ? FROM __fb",
+                [received_at],
+            )
             # the last row per id wins within a batch
             conn.execute(
-                "CREATE OR REPLACE TEMP TABLE __fb_last AS SELECT __id, __label, __ts, __seq FROM __fb "
-                "QUALIFY row_number() OVER (PARTITION BY __id ORDER BY __seq DESC) = 1"
+                "CREATE OR REPLACE TEMP TABLE __fb_last AS SELECT __id, "
+                "arg_max(__label, __seq) AS __label, arg_max(__ts, __seq) AS __ts, "
+                "max(__seq) AS __seq FROM __fb GROUP BY __id"
             )
+            distinct_ids = conn.execute("SELECT count(*) FROM __fb_last").fetchall()[0][0]
             dirty = query_arrow(
                 conn,
                 f"UPDATE {raw} SET __label = f.__label, __label_ts = f.__ts FROM __fb_last f "
-                f"WHERE {raw}.__id = f.__id RETURNING {raw}.__version, {raw}.__minute, {raw}.__id",
+                f"WHERE {raw}.__id = f.__id RETURNING {raw}.__version, {raw}.__minute",
             )
-            matched_ids = dirty.column("__id")
-            conn.register("__matched", pa.table({"__id": matched_ids}))
-            conn.execute(
-                f"INSERT INTO {feedback_table(spec)} SELECT f.__id, f.__label, f.__ts, ?, "
-                "f.__id IN (SELECT __id FROM __matched) FROM __fb f ORDER BY f.__seq",
-                [received_at],
-            )
-            # labels for predictions not seen yet wait in the pending table
-            base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchone()[0]
-            unmatched = conn.execute(
-                f"INSERT INTO {pending} SELECT __id, __label, __ts, __seq + ? + 1 FROM __fb_last "
-                "WHERE __id NOT IN (SELECT __id FROM __matched)",
-                [base],
-            ).fetchone()
-            held = int(unmatched[0]) if unmatched else 0
-            conn.unregister("__matched")
+            held = 0
+            if dirty.num_rows < distinct_ids:
+                # labels for predictions not seen yet wait in the pending table
+                base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchall()[0][0]
+                unmatched = conn.execute(
+                    f"INSERT INTO {pending} SELECT f.__id, f.__label, f.__ts, f.__seq + ? + 1 "
+                    f"FROM __fb_last f ANTI JOIN {raw} r ON r.__id = f.__id",
+                    [base],
+                ).fetchall()
+                held = int(unmatched[0][0]) if unmatched else 0
             conn.execute("DROP TABLE __fb_last")
         finally:
             conn.unregister("__fb")
@@ -290,7 +318,9 @@ class Engine:
         minute = labeled_minute_parts(rows, spec, admitted)
         profile_store.save(conn, spec.model_id, minute)
         versions = sorted({k[0] for k in dirty})
-        for resolution, finer, width in (("hour", "minute", HOUR), ("day", "hour", DAY)):
+        levels = list(RESOLUTIONS)
+        for finer, resolution in zip(levels, levels[1:], strict=False):
+            width = RESOLUTIONS[resolution]
             buckets = sorted({int(k[1]) - int(k[1]) % width for k in dirty})
             blobs = profile_store.load_range(
                 conn,
@@ -362,20 +392,20 @@ class Engine:
 
 
 def _merge_quarantine(
-    q: Quarantine, arrow: pa.Table, rows: np.ndarray, ids: list, reason: str
+    q: Quarantine, arrow: pa.Table, rows: np.ndarray, ids: list, reasons: list[str]
 ) -> Quarantine:
-    """Add rows found bad after validation (duplicates of stored ids) to a quarantine."""
+    """Add rows found bad after validation (duplicate ids) to a quarantine."""
     from .validate import payloads
 
     merged_rows = np.concatenate([q.rows, rows])
     order = np.argsort(merged_rows, kind="stable")
     all_ids = q.ids + list(ids)
-    reasons = q.reasons + [reason] * len(rows)
+    all_reasons = q.reasons + list(reasons)
     lines = q.payloads + payloads(arrow, rows)
     return Quarantine(
         merged_rows[order],
         [all_ids[i] for i in order],
-        [reasons[i] for i in order],
+        [all_reasons[i] for i in order],
         [lines[i] for i in order],
     )
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._time import DAY, HOUR, MINUTE
+from .._time import HOUR, RESOLUTIONS
 from ..profiles import (
     build_binary,
     build_categorical,
@@ -131,8 +131,7 @@ def _core_states(
     counts = np.bincount(group, minlength=g)
     prediction = _take(table.column("__prediction"), rows)
     if spec.task == "multiclass":
-        values, nulls = _numpy_str(prediction)
-        pred_states = build_categorical(values, group, g, nulls=nulls)
+        pred_states = build_categorical(prediction, group, g)
         positives = np.zeros(g, dtype=np.int64)
     else:
         values, nulls = _numpy_float(prediction)
@@ -172,8 +171,7 @@ def _feature_states(
             values, nulls = _numpy_float(array)
             states[column] = build_numeric(values, group, g, nulls=nulls)
         else:
-            values, nulls = _numpy_str(array)
-            states[column] = build_categorical(values, group, g, nulls=nulls)
+            states[column] = build_categorical(array, group, g)
     return states
 
 
@@ -192,9 +190,14 @@ def batch_parts(
     minutes = table.column("__minute").to_numpy()
     core = group_parts(table, spec, version, admitted, minutes, "minute", (CORE,), type_errors)
     features = group_parts(table, spec, version, admitted, minutes - minutes % HOUR, "hour", (FEATURES,))
-    hours = rollup(core, "hour")
-    days = rollup({**hours, **features}, "day")
-    return {**core, **hours, **features, **days}
+    out = dict(core)
+    finer = core
+    for resolution in list(RESOLUTIONS)[1:]:
+        finer = rollup(finer, resolution)
+        if resolution == "hour":
+            finer.update(features)
+        out.update(finer)
+    return out
 
 
 def labeled_minute_parts(
@@ -231,7 +234,7 @@ def labeled_minute_parts(
 
 def rollup(parts: dict[Key, Any], resolution: str) -> dict[Key, Any]:
     """Merge finer parts into ``resolution`` buckets (hour from minutes, day from hours)."""
-    width = {"hour": HOUR, "day": DAY, "minute": MINUTE}[resolution]
+    width = RESOLUTIONS[resolution]
     out: dict[Key, Any] = {}
     for (version, segment, _res, bucket, part), value in parts.items():
         key = (version, segment, resolution, bucket - bucket % width, part)
@@ -258,6 +261,5 @@ def reference_features(table: pa.Table, spec: ModelSpec) -> dict[str, Any]:
             out[column] = build_numeric(values, group, 1, nulls=null | malformed)[0]
         else:
             strings, _ = to_string(source)
-            values, nulls = _numpy_str(strings)
-            out[column] = build_categorical(values, group, 1, nulls=nulls)[0]
+            out[column] = build_categorical(strings, group, 1)[0]
     return out

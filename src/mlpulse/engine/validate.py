@@ -230,7 +230,11 @@ def validate_predictions(
     ts_col: str | None,
     now: int,
 ) -> CleanBatch:
-    """Check a batch of predictions; return the valid rows in raw-table layout."""
+    """Check a batch of predictions; return the valid rows in raw-table layout.
+
+    Duplicate ids (within the batch or already stored) are found by the ingest step, which
+    can ask the store.
+    """
     n = table.num_rows
     reasons = _Reasons(n)
     name = spec.name
@@ -265,17 +269,8 @@ def validate_predictions(
             )
         prediction = pa.array(values, type=pa.float64())
 
-    # duplicate ids within the batch: the first valid row wins
-    if n:
-        key = pd.Series(ids.to_numpy(zero_copy_only=False), dtype=object)
-        dup = (
-            key.where(~reasons.bad).duplicated(keep="first").to_numpy()
-            & ~reasons.bad
-            & key.notna().to_numpy()
-        )
-        reasons.flag(dup, f"model {name!r}: column {id_col!r}: duplicate id within the batch")
-
     good = ~reasons.bad
+    all_good = bool(good.all())
     keep = pa.array(good)
     quarantine = _quarantine(table, reasons, ids)
 
@@ -323,6 +318,11 @@ def validate_predictions(
             continue
         source = table.column(column)
         if kind == NUMERIC:
+            if pa.types.is_floating(source.type) or pa.types.is_integer(source.type):
+                # already numeric: cast (zero-copy for float64) and keep Arrow's null mask
+                numeric = pc.cast(source, pa.float64()).combine_chunks()
+                columns[column] = numeric if all_good else numeric.filter(keep)
+                continue
             values, null, malformed = to_float(source)
             columns[column] = pa.array(
                 values[good], type=pa.float64(), mask=(null | malformed)[good]

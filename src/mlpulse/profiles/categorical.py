@@ -230,7 +230,13 @@ def build_categorical(
     for i, c in enumerate(np.bincount(g[null], minlength=n_groups).tolist()):
         states[i].nulls = c
     n_codes = max(len(names), 1)
-    keys, weights = np.unique(g[~null] * n_codes + codes[~null], return_counts=True)
+    flat = g[~null] * n_codes + codes[~null]
+    if n_groups * n_codes <= 4_000_000:  # dense counting beats sorting when it fits
+        dense = np.bincount(flat, minlength=n_groups * n_codes)
+        keys = np.flatnonzero(dense)
+        weights = dense[keys]
+    else:
+        keys, weights = np.unique(flat, return_counts=True)
     key_group = keys // n_codes
     bounds = np.searchsorted(key_group, np.arange(n_groups + 1))
     code_list, weight_list = (keys % n_codes).tolist(), weights.tolist()

@@ -134,6 +134,31 @@ class BinaryState:
             self.pos.add(other.pos)
             self.neg.add(other.neg)
 
+    @classmethod
+    def merge_many(cls, states: list[BinaryState]) -> BinaryState:
+        """Merge many states into a new one: counters summed, histograms added in one pass."""
+        out = cls(states[0].threshold)
+        for state in states:
+            if state.threshold != out.threshold:
+                raise ConfigError(
+                    f"cannot merge binary states with thresholds {out.threshold} and {state.threshold}"
+                )
+            out.n += state.n
+            out.tp += state.tp
+            out.fp += state.fp
+            out.tn += state.tn
+            out.fn += state.fn
+            out.log_loss_sum += state.log_loss_sum
+            out.brier_sum += state.brier_sum
+        for name in ("pos", "neg"):
+            pieces = [getattr(state, name).sparse() for state in states]
+            idx = np.concatenate([p[0] for p in pieces])
+            cnt = np.concatenate([p[1] for p in pieces])
+            hist = ScoreHistogram()
+            hist._dense = np.bincount(idx, weights=cnt, minlength=N_SCORE_BINS).astype(np.int64)
+            setattr(out, name, hist)
+        return out
+
     def copy(self) -> BinaryState:
         return BinaryState.from_dict(self.to_dict())
 

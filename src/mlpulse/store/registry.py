@@ -78,7 +78,8 @@ class Registry:
         cur = self.store.cursor()
         try:
             result = cur.execute("SELECT * FROM models WHERE name = ?", [name])
-            row = result.fetchone()
+            found = result.fetchall()
+            row = found[0] if found else None
             columns = [d[0] for d in result.description]
         finally:
             cur.close()
@@ -95,7 +96,8 @@ class Registry:
     def register(self, spec: ModelSpec) -> ModelSpec:
         """Create the model (and its tables) or return the stored one, raising on conflict."""
         with self.store.write() as conn:
-            row = conn.execute("SELECT model_id FROM models WHERE name = ?", [spec.name]).fetchone()
+            found = conn.execute("SELECT model_id FROM models WHERE name = ?", [spec.name]).fetchall()
+            row = found[0] if found else None
             if row is not None:
                 stored = self.get(spec.name)
                 problems = stored.conflicts(spec)
@@ -114,7 +116,7 @@ class Registry:
                     )
                     stored = self.get(spec.name)
                 return stored
-            model_id = conn.execute("SELECT coalesce(max(model_id), 0) + 1 FROM models").fetchone()[
+            model_id = conn.execute("SELECT coalesce(max(model_id), 0) + 1 FROM models").fetchall()[0][
                 0
             ]
             from dataclasses import replace
@@ -142,7 +144,7 @@ class Registry:
         )
         conn.execute(
             f"CREATE TABLE {feedback_table(spec)} (__id VARCHAR NOT NULL, __label {label}, "
-            "__ts TIMESTAMP NOT NULL, __received_at TIMESTAMP NOT NULL, __matched BOOLEAN)"
+            "__ts TIMESTAMP NOT NULL, __received_at TIMESTAMP NOT NULL)"
         )
         conn.execute(
             f"CREATE TABLE {pending_table(spec)} (__id VARCHAR NOT NULL, __label {label}, "
@@ -166,7 +168,7 @@ class Registry:
             ref = reference_table(current)
             if conn.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ref]
-            ).fetchone()[0]:
+            ).fetchall()[0][0]:
                 conn.execute(f"ALTER TABLE {ref} ADD COLUMN {quote(name)} {_SQL_TYPE[kind]}")
         updated = current.with_features(new)
         conn.execute(
@@ -191,7 +193,7 @@ class Registry:
             exists = conn.execute(
                 "SELECT 1 FROM versions WHERE model_id = ? AND version = ?",
                 [spec.model_id, version],
-            ).fetchone()
+            ).fetchall()
             if not exists:
                 conn.execute(
                     "INSERT INTO versions VALUES (?, ?, ?, ?)",
