@@ -52,6 +52,27 @@ class CoreState:
         out.merge(self)
         return out
 
+    @classmethod
+    def merge_many(cls, states: list[CoreState]) -> CoreState:
+        """Merge many core states into a new one (latency bins added in one pass)."""
+        from ..profiles import LatencyState
+
+        out = cls()
+        for state in states:
+            out.n += state.n
+            out.positives += state.positives
+            for column, count in state.type_errors.items():
+                out.type_errors[column] = out.type_errors.get(column, 0) + count
+            if state.prediction is not None:
+                if out.prediction is None:
+                    out.prediction = state.prediction.copy()
+                else:
+                    out.prediction.merge(state.prediction)
+        latencies = [s.latency for s in states if s.latency is not None]
+        if latencies:
+            out.latency = LatencyState.merge_many(latencies)
+        return out
+
     def to_bytes(self) -> bytes:
         return msgpack.packb(
             {
