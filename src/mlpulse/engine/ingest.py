@@ -73,20 +73,63 @@ class Engine:
         table: Any,
         *,
         id_col: str = "id",
-        ts_col: str | None = "timestamp",
+        ts_col: str | None = None,
+        batch_id: str | None = None,
     ) -> IngestReport:
+        """Validate and store a batch of predictions in one transaction.
+
+        With a ``batch_id``, a batch already stored under that id is not stored again: its
+        first report is returned (retried deliveries have an exactly-once effect).
+        """
         arrow = to_arrow(table, what=f"model {spec.name!r}: log_batch table")
+        if batch_id is not None and (done := self._seen(spec, batch_id)) is not None:
+            return done
         clean = validate_predictions(
             arrow, spec, version, id_col=id_col, ts_col=ts_col, now=now_micros()
         )
         try:
             with self.store.write() as conn:
+                if batch_id is not None and (done := self._seen(spec, batch_id, conn)) is not None:
+                    return done
                 spec = self._evolve(conn, spec, clean)
                 report = self._store_predictions(conn, spec, version, arrow, clean)
+                self._remember(conn, spec, batch_id, "prediction", report)
         except BaseException:
             self.registry._segments.clear()
             raise
         return report
+
+    def _seen(self, spec: ModelSpec, batch_id: str, conn=None) -> IngestReport | None:
+        """The report of a batch already stored under ``batch_id``, if any."""
+        sql = (
+            "SELECT received, stored, quarantined FROM ingested_batches "
+            "WHERE model_id = ? AND batch_id = ?"
+        )
+        params = [spec.model_id, str(batch_id)]
+        rows = (
+            conn.execute(sql, params).fetchall()
+            if conn is not None
+            else self.store.fetch_all(sql, params)
+        )
+        return IngestReport(*rows[0]) if rows else None
+
+    def _remember(
+        self, conn, spec: ModelSpec, batch_id: str | None, kind: str, report: IngestReport
+    ) -> None:
+        if batch_id is None:
+            return
+        conn.execute(
+            "INSERT INTO ingested_batches VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                spec.model_id,
+                str(batch_id),
+                kind,
+                report.received,
+                report.stored,
+                report.quarantined,
+                _naive_now(),
+            ],
+        )
 
     def _evolve(self, conn, spec: ModelSpec, clean: CleanBatch) -> ModelSpec:
         current = self.registry.get(spec.name)
@@ -226,14 +269,21 @@ class Engine:
         id_col: str = "id",
         label_col: str = "label",
         ts_col: str | None = None,
+        batch_id: str | None = None,
     ) -> IngestReport:
+        """Validate and store a batch of labels; idempotent per ``batch_id`` like predictions."""
         arrow = to_arrow(table, what=f"model {spec.name!r}: log_feedback_batch table")
+        if batch_id is not None and (done := self._seen(spec, batch_id)) is not None:
+            return done
         clean = validate_feedback(
             arrow, spec, id_col=id_col, label_col=label_col, ts_col=ts_col, now=now_micros()
         )
         with self.store.write() as conn:
+            if batch_id is not None and (done := self._seen(spec, batch_id, conn)) is not None:
+                return done
             spec = self.registry.get(spec.name)
             report = self._store_feedback(conn, spec, arrow, clean)
+            self._remember(conn, spec, batch_id, "feedback", report)
         return report
 
     def _store_feedback(
@@ -263,7 +313,9 @@ class Engine:
             held = 0
             if dirty.num_rows < distinct_ids:
                 # labels for predictions not seen yet wait in the pending table
-                base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchall()[0][0]
+                base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchall()[0][
+                    0
+                ]
                 unmatched = conn.execute(
                     f"INSERT INTO {pending} SELECT f.__id, f.__label, f.__ts, f.__seq + ? + 1 "
                     f"FROM __fb_last f ANTI JOIN {raw} r ON r.__id = f.__id",

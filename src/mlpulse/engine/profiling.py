@@ -116,7 +116,9 @@ def group_parts(
         if FEATURES in parts:
             states = _feature_states(table, spec, rows, group, g)
             for i, bucket in enumerate(buckets.tolist()):
-                out[(version, segment, resolution, bucket, FEATURES)] = {c: s[i] for c, s in states.items()}
+                out[(version, segment, resolution, bucket, FEATURES)] = {
+                    c: s[i] for c, s in states.items()
+                }
     return out
 
 
@@ -189,7 +191,9 @@ def batch_parts(
     """
     minutes = table.column("__minute").to_numpy()
     core = group_parts(table, spec, version, admitted, minutes, "minute", (CORE,), type_errors)
-    features = group_parts(table, spec, version, admitted, minutes - minutes % HOUR, "hour", (FEATURES,))
+    features = group_parts(
+        table, spec, version, admitted, minutes - minutes % HOUR, "hour", (FEATURES,)
+    )
     out = dict(core)
     finer = core
     for resolution in list(RESOLUTIONS)[1:]:

@@ -133,27 +133,24 @@ class WindowQuery:
 
         stored: dict[tuple[str, int, str], list[tuple[int, bytes]]] = {}
         cur = self.store.cursor()
-        try:
-            for resolution, buckets in wanted.items():
-                if not buckets:
-                    continue
-                rows = profile_store.load_range(
-                    cur,
-                    self.spec.model_id,
-                    resolution=resolution,
-                    start=min(buckets),
-                    end=max(buckets) + 1,
-                    parts=parts,
-                    versions=versions,
-                    segments=[segment],
-                    blobs=decode,
-                )
-                for _version, _segment, bucket, part, n, blob in rows:
-                    if bucket in buckets:
-                        stored.setdefault((resolution, int(bucket), part), []).append((n, blob))
-            partial_parts = self._partials(cur, partial_ranges, parts, versions, segment)
-        finally:
-            cur.close()
+        for resolution, buckets in wanted.items():
+            if not buckets:
+                continue
+            rows = profile_store.load_range(
+                cur,
+                self.spec.model_id,
+                resolution=resolution,
+                start=min(buckets),
+                end=max(buckets) + 1,
+                parts=parts,
+                versions=versions,
+                segments=[segment],
+                blobs=decode,
+            )
+            for _version, _segment, bucket, part, n, blob in rows:
+                if bucket in buckets:
+                    stored.setdefault((resolution, int(bucket), part), []).append((n, blob))
+        partial_parts = self._partials(cur, partial_ranges, parts, versions, segment)
 
         out = []
         for buckets, partial in plans:

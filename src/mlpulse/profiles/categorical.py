@@ -31,8 +31,10 @@ def encode_strings(values: Any, nulls: Any = None) -> tuple[np.ndarray, list[str
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    arr = values if isinstance(values, pa.Array) else pa.array(
-        np.asarray(values, dtype=object), from_pandas=True
+    arr = (
+        values
+        if isinstance(values, pa.Array)
+        else pa.array(np.asarray(values, dtype=object), from_pandas=True)
     )
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
@@ -194,10 +196,18 @@ class CategoricalState:
             return self.to_dict()
         assert self.freq is not None and self.hll is not None
         items = self.freq.get_frequent_items(frequent_items_error_type.NO_FALSE_NEGATIVES)
-        return {"cap": self.cap, "count": self.count, "nulls": self.nulls,
-                "items": sorted(items), "weight": self.freq.total_weight,
-                "hll": (self.hll.get_estimate(), self.hll.get_upper_bound(2),
-                        self.hll.get_lower_bound(2))}
+        return {
+            "cap": self.cap,
+            "count": self.count,
+            "nulls": self.nulls,
+            "items": sorted(items),
+            "weight": self.freq.total_weight,
+            "hll": (
+                self.hll.get_estimate(),
+                self.hll.get_upper_bound(2),
+                self.hll.get_lower_bound(2),
+            ),
+        }
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CategoricalState):

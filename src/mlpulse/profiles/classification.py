@@ -79,8 +79,18 @@ class BinaryState:
     True
     """
 
-    __slots__ = ("threshold", "n", "tp", "fp", "tn", "fn", "log_loss_sum", "brier_sum",
-                 "pos", "neg")
+    __slots__ = (
+        "threshold",
+        "n",
+        "tp",
+        "fp",
+        "tn",
+        "fn",
+        "log_loss_sum",
+        "brier_sum",
+        "pos",
+        "neg",
+    )
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = float(threshold)
@@ -166,12 +176,19 @@ class BinaryState:
         pi, pc = self.pos.sparse()
         ni, nc = self.neg.sparse()
         return {
-            "threshold": self.threshold, "n": self.n, "tp": self.tp, "fp": self.fp,
-            "tn": self.tn, "fn": self.fn, "log_loss_sum": self.log_loss_sum,
+            "threshold": self.threshold,
+            "n": self.n,
+            "tp": self.tp,
+            "fp": self.fp,
+            "tn": self.tn,
+            "fn": self.fn,
+            "log_loss_sum": self.log_loss_sum,
             "brier_sum": self.brier_sum,
             # Sparse: bin indices as uint16 bytes, counts as msgpack ints (mostly 1 byte).
-            "pos_idx": pi.astype("<u2").tobytes(), "pos_cnt": pc.tolist(),
-            "neg_idx": ni.astype("<u2").tobytes(), "neg_cnt": nc.tolist(),
+            "pos_idx": pi.astype("<u2").tobytes(),
+            "pos_cnt": pc.tolist(),
+            "neg_idx": ni.astype("<u2").tobytes(),
+            "neg_cnt": nc.tolist(),
         }
 
     @classmethod
@@ -181,8 +198,10 @@ class BinaryState:
         s.log_loss_sum, s.brier_sum = float(d["log_loss_sum"]), float(d["brier_sum"])
 
         def hist(prefix: str) -> ScoreHistogram:
-            return ScoreHistogram(np.frombuffer(d[prefix + "_idx"], "<u2"),
-                                  np.asarray(d[prefix + "_cnt"], dtype=np.int64))
+            return ScoreHistogram(
+                np.frombuffer(d[prefix + "_idx"], "<u2"),
+                np.asarray(d[prefix + "_cnt"], dtype=np.int64),
+            )
 
         s.pos, s.neg = hist("pos"), hist("neg")
         return s
@@ -193,8 +212,10 @@ class BinaryState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"BinaryState(n={self.n}, tp={self.tp}, fp={self.fp}, tn={self.tn}, "
-                f"fn={self.fn}, threshold={self.threshold})")
+        return (
+            f"BinaryState(n={self.n}, tp={self.tp}, fp={self.fp}, tn={self.tn}, "
+            f"fn={self.fn}, threshold={self.threshold})"
+        )
 
 
 def _binary_labels(y_true: Any) -> np.ndarray:
@@ -289,7 +310,9 @@ class MulticlassState:
             return self.confusion
         k = len(classes)
         out = np.zeros((k, k), np.int64)
-        pos = np.searchsorted(np.asarray(classes, dtype=object), np.asarray(self.classes, dtype=object))
+        pos = np.searchsorted(
+            np.asarray(classes, dtype=object), np.asarray(self.classes, dtype=object)
+        )
         out[np.ix_(pos, pos)] = self.confusion
         return out
 
@@ -309,8 +332,11 @@ class MulticlassState:
         return MulticlassState.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "n": self.n,
-                "confusion": self.confusion.astype("<i8").tobytes()}
+        return {
+            "classes": list(self.classes),
+            "n": self.n,
+            "confusion": self.confusion.astype("<i8").tobytes(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MulticlassState:
@@ -363,8 +389,11 @@ def build_multiclass(
         m = len(present)
         lt, lp = np.searchsorted(present, kt[lo:hi]), np.searchsorted(present, kp[lo:hi])
         part = MulticlassState(sorted_names[present].tolist())
-        part.confusion = np.bincount(lt * m + lp, weights=counts[lo:hi],
-                                     minlength=m * m).astype(np.int64).reshape(m, m)
+        part.confusion = (
+            np.bincount(lt * m + lp, weights=counts[lo:hi], minlength=m * m)
+            .astype(np.int64)
+            .reshape(m, m)
+        )
         part.n = int(counts[lo:hi].sum())
         states[i].merge(part)
     return states

@@ -29,8 +29,14 @@ FORMAT_VERSION = 1
 
 STATE_TYPES: dict[str, Any] = {
     cls.__name__: cls
-    for cls in (NumericState, CategoricalState, LatencyState, BinaryState, MulticlassState,
-                RegressionState)
+    for cls in (
+        NumericState,
+        CategoricalState,
+        LatencyState,
+        BinaryState,
+        MulticlassState,
+        RegressionState,
+    )
 }
 """Registry of serialisable state classes by name."""
 
@@ -61,8 +67,12 @@ def _open(env: Any) -> Any:
 def _unpack(blob: bytes) -> Any:
     try:
         return msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.FormatError,
-            msgpack.exceptions.StackError) as exc:
+    except (
+        ValueError,
+        msgpack.exceptions.ExtraData,
+        msgpack.exceptions.FormatError,
+        msgpack.exceptions.StackError,
+    ) as exc:
         raise ConfigError(f"corrupt profile state bytes: {exc}") from exc
 
 
@@ -79,8 +89,11 @@ def decode(blob: bytes) -> Any:
 def encode_states(states: dict[str, Any]) -> bytes:
     """Serialise a dict of column name -> state as one blob."""
     return msgpack.packb(
-        {"v": FORMAT_VERSION, "type": "states",
-         "data": {name: _envelope(s) for name, s in states.items()}},
+        {
+            "v": FORMAT_VERSION,
+            "type": "states",
+            "data": {name: _envelope(s) for name, s in states.items()},
+        },
         use_bin_type=True,
     )
 

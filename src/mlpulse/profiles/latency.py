@@ -94,7 +94,11 @@ class LatencyState:
         rank = qs.ravel() * (self.count - 1)
         cumulative = self.zeros + np.cumsum(self.counts)
         at = np.searchsorted(cumulative, rank, side="right")
-        values = bin_value(self.keys[np.minimum(at, len(self.keys) - 1)]) if len(self.keys) else np.zeros(len(rank))
+        values = (
+            bin_value(self.keys[np.minimum(at, len(self.keys) - 1)])
+            if len(self.keys)
+            else np.zeros(len(rank))
+        )
         values = np.where(rank < self.zeros, 0.0, values)
         return np.clip(values, self.min, self.max).reshape(qs.shape)
 
@@ -143,9 +147,14 @@ class LatencyState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "count": self.count, "invalid": self.invalid, "sum": self.sum,
-            "min": self.min, "max": self.max, "zeros": self.zeros,
-            "keys": self.keys.astype("<i4").tobytes(), "counts": self.counts.tolist(),
+            "count": self.count,
+            "invalid": self.invalid,
+            "sum": self.sum,
+            "min": self.min,
+            "max": self.max,
+            "zeros": self.zeros,
+            "keys": self.keys.astype("<i4").tobytes(),
+            "counts": self.counts.tolist(),
         }
 
     @classmethod

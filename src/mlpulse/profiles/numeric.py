@@ -48,8 +48,19 @@ class NumericState:
     True
     """
 
-    __slots__ = ("k", "count", "nulls", "nan", "pos_inf", "neg_inf", "min", "max", "mean",
-                 "m2", "kll")
+    __slots__ = (
+        "k",
+        "count",
+        "nulls",
+        "nan",
+        "pos_inf",
+        "neg_inf",
+        "min",
+        "max",
+        "mean",
+        "m2",
+        "kll",
+    )
 
     def __init__(self, k: int = KLL_K) -> None:
         self.k = int(k)
@@ -139,9 +150,16 @@ class NumericState:
     # -- serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "k": self.k, "count": self.count, "nulls": self.nulls, "nan": self.nan,
-            "pos_inf": self.pos_inf, "neg_inf": self.neg_inf, "min": self.min,
-            "max": self.max, "mean": self.mean, "m2": self.m2,
+            "k": self.k,
+            "count": self.count,
+            "nulls": self.nulls,
+            "nan": self.nan,
+            "pos_inf": self.pos_inf,
+            "neg_inf": self.neg_inf,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "m2": self.m2,
             "kll": bytes(self.kll.serialize()),
         }
 
@@ -161,8 +179,10 @@ class NumericState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"NumericState(rows={self.rows}, count={self.count}, nulls={self.nulls}, "
-                f"mean={self.mean:.6g}, min={self.min:.6g}, max={self.max:.6g})")
+        return (
+            f"NumericState(rows={self.rows}, count={self.count}, nulls={self.nulls}, "
+            f"mean={self.mean:.6g}, min={self.min:.6g}, max={self.max:.6g})"
+        )
 
 
 def build_numeric(
@@ -216,5 +236,5 @@ def _build(
         s.mean, s.m2 = float(mean[i]), float(m2[i])
         s.min, s.max = float(mins[i]), float(maxs[i])
         if sketch:
-            s.kll.update(xs[starts[i]:starts[i + 1]])
+            s.kll.update(xs[starts[i] : starts[i + 1]])
     return states

@@ -37,8 +37,15 @@ class RegressionState:
     (2.333333333333, 4.666666666667)
     """
 
-    __slots__ = ("n", "sum_error", "sum_abs_error", "sum_sq_error", "sum_ape", "mean_true",
-                 "m2_true")
+    __slots__ = (
+        "n",
+        "sum_error",
+        "sum_abs_error",
+        "sum_sq_error",
+        "sum_ape",
+        "mean_true",
+        "m2_true",
+    )
 
     def __init__(self) -> None:
         self.n = 0
@@ -110,8 +117,7 @@ def build_regression(y_true: Any, y_pred: Any, group: Any, n_groups: int) -> lis
     def total(w: np.ndarray) -> list[float]:
         return np.bincount(g, weights=w, minlength=n_groups).tolist()
 
-    sums = [total(w) for w in (err, abs_err, err * err,
-                                abs_err / np.maximum(np.abs(y), _EPS))]
+    sums = [total(w) for w in (err, abs_err, err * err, abs_err / np.maximum(np.abs(y), _EPS))]
     count, mean, m2 = group_mean_m2(y, g, n_groups)
     counts, means, m2s = count.tolist(), mean.tolist(), m2.tolist()
     states = [RegressionState() for _ in range(n_groups)]

@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 import duckdb
@@ -63,6 +63,11 @@ class Store:
                 ) from None
             raise StoreError(f"cannot open the database file {path!r}: {text}") from None
         self.lock = threading.RLock()
+        # Cursor creation is guarded apart from the write lock, so reads never queue
+        # behind a long write transaction.
+        self._cursor_lock = threading.Lock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._migrate()
 
     # -- transactions -------------------------------------------------------------------
@@ -80,33 +85,30 @@ class Store:
             self._conn.execute("COMMIT")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for reads from any thread (sees committed data)."""
-        with self.lock:
-            return self._conn.cursor()
+        """This thread's read cursor (sees committed data; never waits for a writer)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            with self._cursor_lock:
+                cur = self._conn.cursor()
+            self._local.cursor = cur
+            self._cursors.append(cur)
+        return cur
 
     def fetch_one(self, sql: str, params: list | tuple | None = None) -> tuple | None:
-        cur = self.cursor()
-        try:
-            return cur.execute(sql, params or []).fetchone()
-        finally:
-            cur.close()
+        rows = self.cursor().execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
 
     def fetch_all(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
-        cur = self.cursor()
-        try:
-            return cur.execute(sql, params or []).fetchall()
-        finally:
-            cur.close()
+        return self.cursor().execute(sql, params or []).fetchall()
 
     def fetch_arrow(self, sql: str, params: list | tuple | None = None) -> pa.Table:
-        cur = self.cursor()
-        try:
-            return arrow(cur, sql, params)
-        finally:
-            cur.close()
+        return arrow(self.cursor(), sql, params)
 
     def close(self) -> None:
         with self.lock:
+            for cur in self._cursors:
+                with suppress(duckdb.Error):
+                    cur.close()
             try:
                 if self.path != ":memory:":
                     self._conn.execute("CHECKPOINT")

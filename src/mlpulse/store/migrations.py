@@ -68,4 +68,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "ingested batch ids (exactly-once effect over retried deliveries)",
+        [
+            """CREATE TABLE ingested_batches (
+                model_id INTEGER NOT NULL,
+                batch_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,       -- prediction | feedback
+                received BIGINT NOT NULL,
+                stored BIGINT NOT NULL,
+                quarantined BIGINT NOT NULL,
+                recorded_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_id, batch_id)
+            )""",
+        ],
+    ),
 ]

@@ -100,7 +100,14 @@ def load_range(
         "AND resolution = ? AND bucket >= ? AND bucket < ? AND list_contains(?, part)"
     )
     parts = list(parts)
-    params: list[Any] = [list(parts if blobs is None else blobs), model_id, resolution, start, end, parts]
+    params: list[Any] = [
+        list(parts if blobs is None else blobs),
+        model_id,
+        resolution,
+        start,
+        end,
+        parts,
+    ]
     if versions is not None:
         sql += " AND list_contains(?, version)"
         params.append(list(versions))

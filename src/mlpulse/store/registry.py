@@ -75,14 +75,10 @@ class Registry:
     # -- models -------------------------------------------------------------------------
 
     def get(self, name: str) -> ModelSpec:
-        cur = self.store.cursor()
-        try:
-            result = cur.execute("SELECT * FROM models WHERE name = ?", [name])
-            found = result.fetchall()
-            row = found[0] if found else None
-            columns = [d[0] for d in result.description]
-        finally:
-            cur.close()
+        result = self.store.cursor().execute("SELECT * FROM models WHERE name = ?", [name])
+        found = result.fetchall()
+        row = found[0] if found else None
+        columns = [d[0] for d in result.description]
         if row is None:
             known = [r[0] for r in self.store.fetch_all("SELECT name FROM models ORDER BY name")]
             raise UnknownModelError(
@@ -96,7 +92,9 @@ class Registry:
     def register(self, spec: ModelSpec) -> ModelSpec:
         """Create the model (and its tables) or return the stored one, raising on conflict."""
         with self.store.write() as conn:
-            found = conn.execute("SELECT model_id FROM models WHERE name = ?", [spec.name]).fetchall()
+            found = conn.execute(
+                "SELECT model_id FROM models WHERE name = ?", [spec.name]
+            ).fetchall()
             row = found[0] if found else None
             if row is not None:
                 stored = self.get(spec.name)
@@ -116,9 +114,9 @@ class Registry:
                     )
                     stored = self.get(spec.name)
                 return stored
-            model_id = conn.execute("SELECT coalesce(max(model_id), 0) + 1 FROM models").fetchall()[0][
+            model_id = conn.execute("SELECT coalesce(max(model_id), 0) + 1 FROM models").fetchall()[
                 0
-            ]
+            ][0]
             from dataclasses import replace
 
             spec = replace(spec, model_id=int(model_id))

@@ -1,0 +1,300 @@
+"""Bad rows are quarantined with a reason naming the model and column; nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from mlpulse.errors import SchemaError
+
+
+def good_rows(n: int = 6) -> dict[str, list]:
+    return {
+        "id": [f"ok{i}" for i in range(n)],
+        "ts": [f"2026-01-05T10:{i:02d}:00Z" for i in range(n)],
+        "score": [0.1 * (i + 1) for i in range(n)],
+        "age": [30.0 + i for i in range(n)],
+        "plan": ["pro", "free"] * (n // 2),
+    }
+
+
+def with_bad(column: str, value) -> pd.DataFrame:
+    rows = good_rows()
+    frame = pd.DataFrame(rows).astype(object)
+    frame.loc[len(frame)] = {"id": "bad", "ts": "2026-01-05T10:30:00Z", "score": 0.5, "age": 1.0, "plan": "pro"}
+    frame.loc[len(frame) - 1, column] = value
+    return frame
+
+
+def check_report(report, received, stored, quarantined):
+    assert report.received == report.stored + report.quarantined
+    assert (report.received, report.stored, report.quarantined) == (received, stored, quarantined)
+
+
+class TestQuarantinedPredictions:
+    """Rows with a missing or malformed id, timestamp or prediction are quarantined with a reason."""
+
+    @pytest.mark.parametrize(
+        ("column", "value", "words"),
+        [
+            ("id", None, "id"),
+            ("id", "", "id"),
+            ("id", "   ", "id"),
+            ("ts", None, "timestamp"),
+            ("ts", "abc", "timestamp"),
+            ("ts", "2026-13-45", "timestamp"),
+            ("score", None, "prediction"),
+            ("score", "abc", "prediction"),
+            ("score", float("nan"), "prediction"),
+            ("score", float("inf"), "prediction"),
+            ("score", 1.5, "prediction"),
+            ("score", -0.01, "prediction"),
+        ],
+    )
+    def test_bad_value_is_quarantined(self, binary_model, column, value, words):
+        frame = with_bad(column, value)
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 7, 6, 1)
+        q = binary_model.quarantined()
+        assert len(q) == 1
+        reason = q["reason"].iloc[0]
+        assert "churn" in reason
+        assert repr(column) in reason or column in reason
+        assert words in reason.lower()
+        payload = json.loads(q["payload"].iloc[0])
+        assert payload["plan"] == "pro" and payload["age"] == 1.0
+        frame_metrics = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")
+        assert frame_metrics["n"].iloc[0] == 6
+
+    def test_quarantine_keeps_original_payload(self, binary_model):
+        frame = pd.DataFrame({"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3,
+                              "score": ["0.3", "high", None], "note": ["x", "keep me", "z"]})
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 3, 1, 2)
+        q = binary_model.quarantined()
+        assert {"reason", "payload"} <= set(q.columns)
+        payloads = {row["id"]: json.loads(row["payload"]) for _, row in q.iterrows()}
+        assert payloads["b"] == {"id": "b", "ts": "2026-01-05T00:00:00Z", "score": "high", "note": "keep me"}
+        assert payloads["c"]["score"] is None
+
+    def test_every_report_balances(self, binary_model):
+        rng = np.random.default_rng(0)
+        n = 200
+        scores = rng.uniform(-0.5, 1.5, size=n).astype(object)
+        scores[rng.choice(n, 20, replace=False)] = None
+        ids = np.array([f"i{i}" for i in range(n)], dtype=object)
+        ids[rng.choice(n, 10, replace=False)] = None
+        ids[5] = ids[6] = "same"
+        frame = pd.DataFrame({"id": ids, "ts": "2026-01-05T01:00:00Z", "score": scores})
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        assert report.received == n == report.stored + report.quarantined
+        assert report.quarantined == len(binary_model.quarantined())
+        stored = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0]
+        assert stored == report.stored
+
+    def test_duplicate_ids_within_a_batch(self, binary_model):
+        frame = pd.DataFrame({"id": ["a", "b", "a", "a"], "ts": ["2026-01-05T00:00:00Z"] * 4,
+                              "score": [0.1, 0.2, 0.3, 0.4]})
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 4, 2, 2)
+        q = binary_model.quarantined()
+        assert q["id"].tolist() == ["a", "a"]
+        assert all("duplicate" in r and "churn" in r for r in q["reason"])
+        frame = binary_model.metrics(["prediction_mean"], start="2026-01-05", end="2026-01-06")
+        assert frame["prediction_mean"].iloc[0] == pytest.approx(0.15)  # first 'a' kept
+
+    def test_duplicate_ids_already_stored(self, binary_model):
+        first = binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        check_report(first, 6, 6, 0)
+        again = pd.DataFrame(good_rows()).iloc[:3]
+        again = pd.concat([again, pd.DataFrame({"id": ["new"], "ts": ["2026-01-05T11:00:00Z"], "score": [0.9],
+                                                "age": [50.0], "plan": ["pro"]})])
+        report = binary_model.log_batch(again, id="id", timestamp="ts")
+        check_report(report, 4, 1, 3)
+        q = binary_model.quarantined()
+        assert sorted(q["id"]) == ["ok0", "ok1", "ok2"]
+        assert all("duplicate" in r and "churn" in r for r in q["reason"])
+        assert binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 7
+
+    def test_batch_whose_segment_column_is_all_null(self, binary_model):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        frame = pa.table({"id": ["n1", "n2"], "ts": ["2026-01-05T11:00:00Z"] * 2, "score": [0.9, 0.1],
+                          "plan": pa.array([None, None], pa.string())})
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 2, 2, 0)
+        out = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")
+        assert out["n"].iloc[0] == 8
+        pro = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06", segment="plan=pro")
+        assert pro["n"].iloc[0] == 3
+
+    def test_text_prediction_in_arrow_string_column(self, binary_model):
+        frame = pa.table({"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3,
+                          "score": ["0.25", "abc", "0.75"]})
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 3, 2, 1)
+        reason = binary_model.quarantined()["reason"].iloc[0]
+        assert "churn" in reason and "'score'" in reason
+        out = binary_model.metrics(["prediction_mean"], start="2026-01-05", end="2026-01-06")
+        assert out["prediction_mean"].iloc[0] == pytest.approx(0.5)
+
+    def test_integer_ids(self, binary_model):
+        frame = pd.DataFrame({"id": [1, 2, 3], "ts": ["2026-01-05T00:00:00Z"] * 3, "score": [0.1, 0.2, 0.9]})
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 3, 3, 0)
+        fb = binary_model.log_feedback_batch(pd.DataFrame({"id": [3, 1], "churned": [1, 0]}), id="id", label="churned")
+        assert fb.matched == 2
+        frame = binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")
+        assert frame["n_labeled"].iloc[0] == 2 and frame["accuracy"].iloc[0] == 1.0
+
+    def test_quarantined_time_filter(self, binary_model):
+        binary_model.log_batch(with_bad("score", None), id="id", timestamp="ts")
+        assert len(binary_model.quarantined(start="-1h", end="+1h")) == 1
+        assert len(binary_model.quarantined(start="2020-01-01", end="2020-01-02")) == 0
+
+    def test_multiclass_missing_prediction(self, pulse):
+        model = pulse.model("zoo", task="multiclass", prediction="pred", label="animal")
+        frame = pd.DataFrame({"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3,
+                              "pred": ["cat", None, ""]})
+        check_report(model.log_batch(frame, id="id", timestamp="ts"), 3, 1, 2)
+        assert all("'pred'" in r and "zoo" in r for r in model.quarantined()["reason"])
+
+    def test_regression_accepts_any_finite_number(self, pulse):
+        model = pulse.model("price", task="regression", prediction="yhat", label="y")
+        frame = pd.DataFrame({"id": list("abcde"), "ts": ["2026-01-05T00:00:00Z"] * 5,
+                              "yhat": [-1e300, 5.0, 1e-300, float("nan"), float("-inf")]})
+        check_report(model.log_batch(frame, id="id", timestamp="ts"), 5, 3, 2)
+
+
+class TestWrongTypes:
+    """A malformed feature value is stored as null; the row itself is kept."""
+
+    def test_text_in_numeric_feature_is_nulled(self, binary_model):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        assert binary_model.spec.features["age"] == "numeric"
+        frame = pd.DataFrame({"id": ["x", "y", "z"], "ts": ["2026-01-05T10:40:00Z"] * 3,
+                              "score": [0.2, 0.4, 0.6], "age": ["abc", "41", None], "plan": ["pro"] * 3})
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 3, 3, 0)
+        summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
+        age = summary[summary["column"] == "age"].iloc[0]
+        assert age["count"] == 7  # 6 good rows + "41"
+        assert age["missing"] == 2  # "abc" stored as null, and the real null
+        assert age["mean"] == pytest.approx(np.mean([30, 31, 32, 33, 34, 35, 41]))
+        assert binary_model.spec.features["age"] == "numeric"
+
+    def test_new_column_is_added_to_the_schema(self, binary_model):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        assert set(binary_model.spec.features) == {"age", "plan"}
+        frame = pd.DataFrame(good_rows()).assign(id=[f"n{i}" for i in range(6)], region=["eu"] * 6,
+                                                 income=np.arange(6.0))
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 6, 6, 0)
+        features = binary_model.spec.features
+        assert features["region"] == "categorical" and features["income"] == "numeric"
+        assert "id" not in features and "ts" not in features and "score" not in features
+        # a later batch without the new columns is still fine
+        check_report(binary_model.log_batch(pd.DataFrame(good_rows()).assign(id=[f"m{i}" for i in range(6)]),
+                                            id="id", timestamp="ts"), 6, 6, 0)
+        summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
+        income = summary[summary["column"] == "income"].iloc[0]
+        assert income["count"] == 6 and income["missing"] == 6
+
+    def test_mixed_pandas_column_in_numeric_feature(self, binary_model):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        frame = pd.DataFrame({"id": ["x", "y", "z"], "ts": ["2026-01-05T10:40:00Z"] * 3,
+                              "score": [0.2, 0.4, 0.6], "age": [31, "abc", 40.5], "plan": ["pro"] * 3})
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 3, 3, 0)
+        summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
+        age = summary[summary["column"] == "age"].iloc[0]
+        assert age["count"] == 8 and age["missing"] == 1
+
+    def test_latency_and_trace_columns_are_not_features(self, binary_model):
+        frame = pd.DataFrame(good_rows()).assign(latency_ms=1.0, trace_id="t")
+        binary_model.log_batch(frame, id="id", timestamp="ts")
+        assert "latency_ms" not in binary_model.spec.features
+        assert "trace_id" not in binary_model.spec.features
+
+    def test_bad_latency_does_not_drop_the_row(self, binary_model):
+        frame = pd.DataFrame(good_rows()).astype({"age": object})
+        frame["latency_ms"] = [1.0, -5.0, float("nan"), "slow", 2.0, 3.0]
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 6, 6, 0)
+        out = binary_model.metrics(["latency_p50", "count"], start="2026-01-05", end="2026-01-06")
+        assert out["n"].iloc[0] == 6
+        assert 1.0 <= out["latency_p50"].iloc[0] <= 3.0
+
+
+class TestSchemaErrors:
+    """A batch without a required column raises SchemaError naming it; nothing is stored."""
+
+    @pytest.mark.parametrize(("missing", "kwargs"), [("request_id", {"id": "request_id"}),
+                                                     ("when", {"timestamp": "when"})])
+    def test_missing_column(self, binary_model, missing, kwargs):
+        kwargs = {"id": "id", "timestamp": "ts", **kwargs}
+        with pytest.raises(SchemaError) as info:
+            binary_model.log_batch(pd.DataFrame(good_rows()), **kwargs)
+        assert repr(missing) in str(info.value) and "churn" in str(info.value)
+        assert binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 0
+
+    def test_missing_prediction_column(self, binary_model):
+        with pytest.raises(SchemaError, match="'score'"):
+            binary_model.log_batch(pd.DataFrame(good_rows()).drop(columns=["score"]), id="id", timestamp="ts")
+
+    def test_missing_feedback_columns(self, binary_model):
+        with pytest.raises(SchemaError, match="'churned'"):
+            binary_model.log_feedback_batch(pd.DataFrame({"id": ["a"], "label": [1]}), id="id")
+        with pytest.raises(SchemaError, match="'rid'"):
+            binary_model.log_feedback_batch(pd.DataFrame({"id": ["a"], "churned": [1]}), id="rid")
+
+    def test_not_a_table(self, binary_model):
+        with pytest.raises(SchemaError):
+            binary_model.log_batch(42)
+
+
+class TestQuarantinedFeedback:
+    """Bad feedback rows are quarantined too, and received == stored + quarantined."""
+
+    @pytest.mark.parametrize("label", [None, "abc", 2, -1, 0.5, float("nan"), float("inf")])
+    def test_bad_binary_label(self, binary_model, label):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        fb = pd.DataFrame({"id": ["ok0", "ok1"], "churned": pd.Series([1, label], dtype=object)})
+        report = binary_model.log_feedback_batch(fb, id="id", label="churned")
+        check_report(report, 2, 1, 1)
+        q = binary_model.quarantined()
+        assert len(q) == 1 and q["id"].iloc[0] == "ok1"
+        assert "churn" in q["reason"].iloc[0] and "'churned'" in q["reason"].iloc[0]
+        out = binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")
+        assert out["n_labeled"].iloc[0] == 1
+
+    def test_text_label_in_arrow_string_column(self, binary_model):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        fb = pa.table({"id": ["ok0", "ok1", "ok2"], "churned": ["1", "abc", "0"]})
+        check_report(binary_model.log_feedback_batch(fb, id="id", label="churned"), 3, 2, 1)
+        assert "'churned'" in binary_model.quarantined()["reason"].iloc[0]
+
+    def test_feedback_with_missing_id(self, binary_model):
+        report = binary_model.log_feedback_batch(pd.DataFrame({"id": [None, "a"], "churned": [1, 0]}),
+                                                 id="id", label="churned")
+        check_report(report, 2, 1, 1)
+        assert "'id'" in binary_model.quarantined()["reason"].iloc[0]
+
+    def test_bad_regression_label(self, pulse):
+        model = pulse.model("price", task="regression", prediction="yhat", label="y")
+        report = model.log_feedback_batch(pd.DataFrame({"id": ["a", "b", "c"], "y": [1.0, float("nan"), "x"]}),
+                                          id="id", label="y")
+        check_report(report, 3, 1, 2)
+
+    def test_bad_feedback_timestamp(self, binary_model):
+        fb = pa.table({"id": ["a", "b"], "churned": [1, 0], "t": ["2026-01-05T00:00:00Z", "nope"]})
+        report = binary_model.log_feedback_batch(fb, id="id", label="churned", timestamp="t")
+        check_report(report, 2, 1, 1)
+        assert "'t'" in binary_model.quarantined()["reason"].iloc[0]
+
+    def test_reason_survives_for_each_row(self, binary_model):
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        fb = pd.DataFrame({"id": ["ok0", None, "ok2", "ok3"], "churned": pd.Series([1, 1, "maybe", 7], dtype=object)})
+        report = binary_model.log_feedback_batch(fb, id="id", label="churned")
+        check_report(report, 4, 1, 3)
+        q = binary_model.quarantined()
+        assert len(q) == 3 and q["reason"].notna().all()
+        assert not math.isnan(binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")["accuracy"].iloc[0])
