@@ -120,7 +120,10 @@ def to_arrow(table: Any, *, what: str = "table") -> pa.Table:
         return pa.Table.from_batches([table])
     module = type(table).__module__.split(".")[0]
     if module == "pandas":
-        return pa.Table.from_pandas(table, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(table, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return _mixed_pandas(table)
     if module == "polars":
         return table.to_arrow()
     if isinstance(table, dict):
@@ -131,6 +134,20 @@ def to_arrow(table: Any, *, what: str = "table") -> pa.Table:
         f"{what} must be a pandas or polars DataFrame, a pyarrow Table, a dict of columns or "
         f"a list of row dicts, not {type(table).__name__}"
     )
+
+
+def _mixed_pandas(frame: Any) -> pa.Table:
+    """Column-wise conversion: a column of mixed types (numbers and text, say) becomes
+    text, so validation can null and count the values that do not fit the schema."""
+    columns = {}
+    for name in frame.columns:
+        series = frame[name]
+        try:
+            columns[str(name)] = pa.array(series, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            text = series.astype(str).where(series.notna(), None)
+            columns[str(name)] = pa.array(text, type=pa.string(), from_pandas=True)
+    return pa.table(columns)
 
 
 def column_kind(dtype: pa.DataType) -> str:

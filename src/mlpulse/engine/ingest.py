@@ -389,7 +389,7 @@ class Engine:
             finer_parts = {
                 (v, s, finer, int(b), p): decode_part(p, blob)
                 for v, s, b, p, _n, blob in blobs
-                if int(b) - int(b) % width in wanted
+                if blob is not None and int(b) - int(b) % width in wanted
             }
             profile_store.save(conn, spec.model_id, rollup(finer_parts, resolution))
 

@@ -43,19 +43,16 @@ def segment_slices(
         if not (pa.types.is_string(values.type)):
             values = pc.cast(values, pa.string())
         encoded = pc.dictionary_encode(values).combine_chunks()
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
-        null = np.asarray(pc.is_null(encoded.indices).to_numpy(zero_copy_only=False), bool)
         dictionary = encoded.dictionary.to_pylist()
+        # rows with a missing segment value belong to no segment slice
+        codes = pc.fill_null(encoded.indices, len(dictionary)).to_numpy(zero_copy_only=False)
         allowed = admitted.get(column, set())
-        slot = np.array(
-            [d if d in allowed else OTHER_SEGMENT for d in dictionary] + ["__null__"], dtype=object
-        )
-        codes = np.where(null, len(dictionary), codes)
-        names = slot[codes]
-        for name in np.unique(names):
-            if name == "__null__":
-                continue
-            yield f"{column}={name}", np.flatnonzero(names == name)
+        slot = [d if d in allowed else OTHER_SEGMENT for d in dictionary] + [None]
+        names = np.array(slot, dtype=object)[codes.astype(np.int64)]
+        for name in sorted({s for s in slot if s is not None}):
+            rows = np.flatnonzero(names == name)
+            if len(rows):
+                yield f"{column}={name}", rows
 
 
 def _take(array: pa.ChunkedArray | pa.Array, rows: np.ndarray | None) -> pa.Array:
@@ -132,6 +129,7 @@ def _core_states(
 ) -> list[CoreState]:
     counts = np.bincount(group, minlength=g)
     prediction = _take(table.column("__prediction"), rows)
+    pred_states: list[Any]
     if spec.task == "multiclass":
         pred_states = build_categorical(prediction, group, g)
         positives = np.zeros(g, dtype=np.int64)
@@ -223,6 +221,7 @@ def labeled_minute_parts(
             g = len(buckets)
             pred = _take(sub.column("__prediction"), idx)
             label = _take(sub.column("__label"), idx)
+            states: list[Any]
             if spec.task == "binary":
                 y_score, _ = _numpy_float(pred)
                 y_true, _ = _numpy_float(label)

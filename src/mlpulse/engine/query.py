@@ -9,7 +9,7 @@ All buckets of all windows are fetched with one query per resolution.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from ..store.registry import Registry, raw_table
 from .parts import CORE, FEATURES, LABELED, decode_part, merge_all, part_rows
 from .profiling import group_parts, labeled_minute_parts
 
-TASK_METRICS = {
+TASK_METRICS: dict[str, dict[str, Callable[[Any], float]]] = {
     "binary": BINARY_METRICS,
     "multiclass": MULTICLASS_METRICS,
     "regression": REGRESSION_METRICS,
@@ -131,24 +131,24 @@ class WindowQuery:
                 wanted[resolution].add(bucket)
             partial_ranges.extend(partial)
 
-        stored: dict[tuple[str, int, str], list[tuple[int, bytes]]] = {}
+        stored: dict[tuple[str, int, str], list[tuple[int, bytes | None]]] = {}
         cur = self.store.cursor()
-        for resolution, buckets in wanted.items():
-            if not buckets:
+        for resolution, starts in wanted.items():
+            if not starts:
                 continue
-            rows = profile_store.load_range(
+            found = profile_store.load_range(
                 cur,
                 self.spec.model_id,
                 resolution=resolution,
-                start=min(buckets),
-                end=max(buckets) + 1,
+                start=min(starts),
+                end=max(starts) + 1,
                 parts=parts,
                 versions=versions,
                 segments=[segment],
                 blobs=decode,
             )
-            for _version, _segment, bucket, part, n, blob in rows:
-                if bucket in buckets:
+            for _version, _segment, bucket, part, n, blob in found:
+                if bucket in starts:
                     stored.setdefault((resolution, int(bucket), part), []).append((n, blob))
         partial_parts = self._partials(cur, partial_ranges, parts, versions, segment)
 
@@ -161,7 +161,7 @@ class WindowQuery:
                 for resolution, bucket in buckets:
                     for rows, blob in stored.get((resolution, bucket, part), ()):
                         n += rows
-                        if part in decode:
+                        if blob is not None:
                             values.append(decode_part(part, blob))
                 for lo, _hi in partial:
                     for piece in partial_parts.get((lo, part), ()):
@@ -258,7 +258,7 @@ def compute_metrics(
     bounds = windows(start, end, step)
     query = WindowQuery(store, registry, spec)
     task_metrics = TASK_METRICS[spec.task]
-    decode = set()
+    decode: set[str] = set()
     if any(name in task_metrics for name in names):
         decode.add(LABELED)
     if any(name in CORE_METRICS for name in names):

@@ -84,4 +84,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "API keys of the HTTP server (hashed)",
+        [
+            """CREATE TABLE api_keys (
+                key_id VARCHAR PRIMARY KEY,  -- public part of the key, shown by `keys list`
+                hash VARCHAR NOT NULL,       -- sha256 of the whole key, hex
+                scope VARCHAR NOT NULL,      -- ingest | read | admin
+                name VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                revoked_at TIMESTAMP
+            )""",
+        ],
+    ),
 ]

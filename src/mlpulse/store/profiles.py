@@ -22,8 +22,8 @@ _KEY_SCHEMA = pa.schema(
 )
 
 
-def _keys_table(keys: Iterable[Key]) -> pa.Table:
-    columns = list(zip(*keys, strict=True)) if keys else [[] for _ in range(5)]
+def _keys_table(keys: list[Key]) -> pa.Table:
+    columns: list[Any] = list(zip(*keys, strict=True)) if keys else [[] for _ in range(5)]
     return pa.table(
         [pa.array(list(c), type=f.type) for c, f in zip(columns, _KEY_SCHEMA, strict=True)],
         schema=_KEY_SCHEMA,

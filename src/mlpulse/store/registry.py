@@ -59,7 +59,7 @@ def environment() -> dict[str, object]:
     """The Python version and installed package versions, recorded per model version."""
     packages = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if name:
             packages[name.lower()] = dist.version
     return {"python": sys.version.split()[0], "packages": dict(sorted(packages.items()))}

@@ -1,0 +1,150 @@
+"""Server settings from defaults, a TOML file, ``MLPULSE_*`` variables and flags.
+
+Later sources win: defaults < config file (``--config`` or ``$MLPULSE_CONFIG``, table
+``[server]``) < environment < command-line flags.
+
+>>> ServerConfig.load(overrides={"port": 9000}, environ={"MLPULSE_HOST": "0.0.0.0"}).host
+'0.0.0.0'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every server setting; ``docs/server.md`` documents each one."""
+
+    db: str = "./mlpulse.duckdb"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    log_level: str = "info"
+    log_format: str = "json"  # json | text
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    #: listen on a non-loopback address although no API key exists
+    allow_unauthenticated: bool = False
+    max_body_bytes: int = 256 * MiB  # after decompression
+    max_rows: int = 1_000_000  # rows per ingest request
+    max_features: int = 1_000  # columns per row
+    max_string_length: int = 65_536  # characters in one string value
+    root_path: str = ""  # path prefix when served behind a reverse proxy
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
+    graceful_timeout: float = 30.0  # seconds in-flight requests get on shutdown
+
+    # -- loading ------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        path: str | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ServerConfig:
+        """Merge the sources; ``overrides`` (flags) with value None are ignored."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = path or environ.get("MLPULSE_CONFIG")
+        if path:
+            values.update(_from_file(path))
+        for f in fields(cls):
+            raw = environ.get(f"MLPULSE_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ServerConfig:
+        known = {f.name: f for f in fields(cls)}
+        typed: dict[str, Any] = {}
+        for name, value in values.items():
+            key = name.replace("-", "_")
+            if key not in known:
+                raise ConfigError(
+                    f"unknown server setting {name!r}; settings: {', '.join(sorted(known))}"
+                )
+            typed[key] = _coerce(key, known[key].type, value)
+        config = replace(cls(), **typed)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must lie in 0..65535, got {self.port}")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"log_format must be 'json' or 'text', got {self.log_format!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ConfigError(f"unknown log_level {self.log_level!r}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigError("TLS needs both ssl_certfile and ssl_keyfile")
+        for name in ("max_body_bytes", "max_rows", "max_features", "max_string_length"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    @property
+    def loopback(self) -> bool:
+        """True when the server listens only on this machine."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: assume it is reachable from elsewhere
+            return False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_certfile else "http"
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from None
+    section = data.get("server", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path!r}: [server] must be a table")
+    return dict(section)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError(value)
+        if kind.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"server setting {name}: invalid value {value!r} ({kind})") from None
+
+
+__all__ = ["ServerConfig"]
