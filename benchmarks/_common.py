@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,6 +32,31 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def git_commit() -> str:
+    """HEAD of the checkout the benchmark ran from, with ``+dirty`` when src/ has local edits."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def environment() -> dict[str, object]:
     import duckdb
     import numpy
@@ -49,6 +74,7 @@ def environment() -> dict[str, object]:
         "numpy": numpy.__version__,
         "pyarrow": pyarrow.__version__,
         "mlpulse": mlpulse_version,
+        "commit": git_commit(),
         "cpus": os.cpu_count(),
         "cpu": cpu_model(),
         "platform": platform.platform(),
@@ -70,13 +96,19 @@ def check(t: dict[str, object], value: float) -> bool:
     return bool(_OPS[t["op"]](value, t["threshold"]))
 
 
-def emit(name: str, quick: bool, metrics: dict[str, object], targets: list[dict[str, object]],
-         params: dict[str, object] | None = None, save: bool = True) -> dict[str, object]:
+def emit(
+    name: str,
+    quick: bool,
+    metrics: dict[str, object],
+    targets: list[dict[str, object]],
+    params: dict[str, object] | None = None,
+    save: bool = True,
+) -> dict[str, object]:
     """Print a human summary and one JSON result line; append the result to results/<name>.json."""
     result = {
         "benchmark": name,
         "quick": quick,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": params or {},
         "metrics": metrics,
         "targets": targets,
@@ -105,7 +137,7 @@ def emit(name: str, quick: bool, metrics: dict[str, object], targets: list[dict[
 
 
 class Timer:
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.start = time.perf_counter()
         return self
 

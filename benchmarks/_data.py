@@ -13,7 +13,7 @@ same table on every machine.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone  # noqa: F401 (re-exported)
+from datetime import UTC, datetime, timedelta, timezone  # noqa: F401 (re-exported)
 
 import numpy as np
 import pyarrow as pa
@@ -34,7 +34,7 @@ _VOCAB_PY = [v.to_pylist() for v in _VOCAB]
 
 
 def utc_now_floor_minute() -> datetime:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(second=0, microsecond=0)
 
 
@@ -110,7 +110,7 @@ def feature_rows(n: int, *, seed: int = 42) -> list[dict[str, object]]:
     cats = [rng.integers(0, card, n).tolist() for card in CAT_CARDINALITIES]
     rows = []
     for r in range(n):
-        row = dict(zip(NUMERIC, num[r]))
+        row = dict(zip(NUMERIC, num[r], strict=True))
         for j, name in enumerate(CATEGORICAL):
             row[name] = _VOCAB_PY[j][cats[j][r]]
         rows.append(row)

@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 import _data
+import duckdb
 from _common import emit, progress, target
 
 import mlpulse
@@ -40,8 +39,12 @@ def duckdb_baseline(table, fb, directory: Path) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=None, help="rows (default 1,000,000; --quick 100,000)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--rows", type=int, default=None, help="rows (default 1,000,000; --quick 100,000)"
+    )
     ap.add_argument("--quick", action="store_true", help="small smoke size")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-baseline", action="store_true", help="skip the DuckDB UPDATE baseline")
@@ -89,7 +92,14 @@ def main() -> None:
         "ratio_vs_duckdb_update": fb_s / base_s if base_s else None,
     }
     targets = [target("feedback apply time", fb_s, "<=", 3.0, " s")]
-    emit("feedback", args.quick, metrics, targets, {"rows": n, "seed": args.seed}, save=not args.no_save)
+    emit(
+        "feedback",
+        args.quick,
+        metrics,
+        targets,
+        {"rows": n, "seed": args.seed},
+        save=not args.no_save,
+    )
 
 
 if __name__ == "__main__":

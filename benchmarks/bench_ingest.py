@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 import _data
+import duckdb
 from _common import emit, progress, target
 
 import mlpulse
@@ -38,8 +37,12 @@ def duckdb_baseline(table, directory: Path) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=None, help="rows (default 1,000,000; --quick 100,000)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--rows", type=int, default=None, help="rows (default 1,000,000; --quick 100,000)"
+    )
     ap.add_argument("--quick", action="store_true", help="small smoke size")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-save", action="store_true", help="do not append to results/")
@@ -49,7 +52,9 @@ def main() -> None:
     start, end = _data.day_range(days=1)
     progress(f"generating {n:,} rows")
     table = _data.predictions(n, seed=args.seed, start=start, end=end)
-    progress(f"table: {table.num_rows:,} rows x {table.num_columns} columns, {table.nbytes / 2**20:.0f} MiB")
+    progress(
+        f"table: {table.num_rows:,} rows x {table.num_columns} columns, {table.nbytes / 2**20:.0f} MiB"
+    )
 
     with tempfile.TemporaryDirectory(prefix="mlpulse-bench-") as tmp:
         tmp = Path(tmp)
@@ -66,7 +71,9 @@ def main() -> None:
         t1 = time.perf_counter()
         pulse.close()
         close_s = time.perf_counter() - t1
-        progress(f"mlpulse log_batch: {ingest_s:.3f} s ({n / ingest_s:,.0f} rows/s); close {close_s:.3f} s")
+        progress(
+            f"mlpulse log_batch: {ingest_s:.3f} s ({n / ingest_s:,.0f} rows/s); close {close_s:.3f} s"
+        )
         if report.stored != n or report.quarantined:
             raise SystemExit(f"unexpected report: {report}")
         file_mib = sum(p.stat().st_size for p in tmp.glob("pulse.duckdb*")) / 2**20
@@ -90,7 +97,14 @@ def main() -> None:
         target("ingest rows/s", rows_per_s, ">=", 250_000),
         target("time / DuckDB-alone time", ratio, "<=", 5.0, "x"),
     ]
-    emit("ingest", args.quick, metrics, targets, {"rows": n, "seed": args.seed}, save=not args.no_save)
+    emit(
+        "ingest",
+        args.quick,
+        metrics,
+        targets,
+        {"rows": n, "seed": args.seed},
+        save=not args.no_save,
+    )
 
 
 if __name__ == "__main__":

@@ -13,20 +13,23 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-
 import _data
+import numpy as np
 from _common import emit, progress, target
 
 import mlpulse
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=None, help="calls (default 200,000; --quick 20,000)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--calls", type=int, default=None, help="calls (default 200,000; --quick 20,000)"
+    )
     ap.add_argument("--quick", action="store_true", help="small smoke size")
     ap.add_argument("--distinct", type=int, default=10_000, help="distinct feature dicts cycled")
     ap.add_argument("--seed", type=int, default=42)
@@ -45,7 +48,7 @@ def main() -> None:
         # warm-up: the first batch creates the raw table and registers the features
         model.log(id="warmup", features=rows[0], prediction=0.5, latency_ms=1.0)
         pulse.flush()
-        before = datetime.now(timezone.utc) - timedelta(minutes=1)
+        before = datetime.now(UTC) - timedelta(minutes=1)
 
         durations = np.empty(n, dtype=np.int64)
         clock = time.perf_counter_ns
@@ -62,7 +65,7 @@ def main() -> None:
         pulse.flush()
         flush_s = time.perf_counter() - t0
         progress(f"loop {loop_s:.2f} s, flush {flush_s:.2f} s")
-        after = datetime.now(timezone.utc) + timedelta(minutes=1)
+        after = datetime.now(UTC) + timedelta(minutes=1)
         frame = model.metrics(["count"], start=before, end=after)
         stored = int(frame["n"].sum())
         dropped = pulse.dropped
@@ -72,7 +75,9 @@ def main() -> None:
     us = durations / 1000.0
     p50, p90, p99, p999 = (float(np.percentile(us, q)) for q in (50, 90, 99, 99.9))
     expected = n + 1  # + warm-up row
-    progress(f"p50 {p50:.2f} us, p99 {p99:.2f} us, max {us.max():.0f} us; stored {stored:,}/{expected:,}")
+    progress(
+        f"p50 {p50:.2f} us, p99 {p99:.2f} us, max {us.max():.0f} us; stored {stored:,}/{expected:,}"
+    )
     metrics = {
         "calls": n,
         "p50_us": p50,
@@ -92,7 +97,9 @@ def main() -> None:
         target("log() p99", p99, "<=", 200.0, " us"),
         target("rows stored after flush", float(stored), ">=", float(expected)),
     ]
-    emit("log", args.quick, metrics, targets, {"calls": n, "seed": args.seed}, save=not args.no_save)
+    emit(
+        "log", args.quick, metrics, targets, {"calls": n, "seed": args.seed}, save=not args.no_save
+    )
 
 
 if __name__ == "__main__":

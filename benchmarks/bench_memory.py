@@ -67,18 +67,27 @@ def child(n: int, chunk: int, seed: int) -> None:
         ingest_s = time.perf_counter() - t0
         pulse.close()
         file_bytes = sum(p.stat().st_size for p in Path(tmp).glob("pulse.duckdb*"))
-    print(json.dumps({
-        "peak_rss_bytes": peak_rss(),
-        "rss_after_import_bytes": after_import,
-        "rss_end_bytes": samples[-1],
-        "ingest_s": ingest_s,
-        "file_bytes": file_bytes,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "peak_rss_bytes": peak_rss(),
+                "rss_after_import_bytes": after_import,
+                "rss_end_bytes": samples[-1],
+                "ingest_s": ingest_s,
+                "file_bytes": file_bytes,
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=None, help="rows (default 10,000,000; --quick 1,000,000)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--rows", type=int, default=None, help="rows (default 10,000,000; --quick 1,000,000)"
+    )
     ap.add_argument("--chunk", type=int, default=500_000)
     ap.add_argument("--quick", action="store_true", help="small smoke size")
     ap.add_argument("--seed", type=int, default=42)
@@ -93,7 +102,17 @@ def main() -> None:
     from _common import emit, progress, target
 
     progress(f"ingesting {n:,} rows in chunks of {args.chunk:,} in a child process")
-    cmd = [sys.executable, __file__, "--child", "--rows", str(n), "--chunk", str(args.chunk), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--rows",
+        str(n),
+        "--chunk",
+        str(args.chunk),
+        "--seed",
+        str(args.seed),
+    ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode:
         raise SystemExit(f"child failed with exit status {proc.returncode}")
@@ -110,8 +129,14 @@ def main() -> None:
         "store_file_mib": child_result["file_bytes"] / 2**20,
     }
     targets = [target("peak RSS", peak / GIB, "<", 2.0, " GiB")]
-    emit("memory", args.quick, metrics, targets, {"rows": n, "chunk": args.chunk, "seed": args.seed},
-         save=not args.no_save)
+    emit(
+        "memory",
+        args.quick,
+        metrics,
+        targets,
+        {"rows": n, "chunk": args.chunk, "seed": args.seed},
+        save=not args.no_save,
+    )
 
 
 if __name__ == "__main__":

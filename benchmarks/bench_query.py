@@ -15,12 +15,11 @@ import argparse
 import gc
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-
 import _data
+import numpy as np
 from _common import emit, progress, target
 
 import mlpulse
@@ -42,7 +41,9 @@ def build(pulse, n: int, seed: int, chunk: int, end: datetime):
     t1 = time.perf_counter()
     for offset in range(0, n, chunk):
         m = min(chunk, n - offset)
-        report = model.log_feedback_batch(_data.feedback(m, seed=seed, offset=offset), id="id", label="label")
+        report = model.log_feedback_batch(
+            _data.feedback(m, seed=seed, offset=offset), id="id", label="label"
+        )
         if report.stored != m:
             raise SystemExit(f"unexpected feedback report: {report}")
         progress(f"  N={n:,}: labels {offset + m:,}/{n:,} ({time.perf_counter() - t1:.0f} s)")
@@ -52,7 +53,7 @@ def build(pulse, n: int, seed: int, chunk: int, end: datetime):
 def measure(n: int, repeats: int, seed: int, chunk: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="mlpulse-bench-") as tmp:
         pulse = mlpulse.connect(str(Path(tmp) / "pulse.duckdb"))
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
         model, ingest_s, feedback_s = build(pulse, n, seed, chunk, end)
         gc.collect()
         t0 = time.perf_counter()
@@ -78,12 +79,16 @@ def measure(n: int, repeats: int, seed: int, chunk: int) -> dict[str, float]:
         "ingest_s": ingest_s,
         "feedback_s": feedback_s,
     }
-    progress(f"N={n:,}: p50 {result['p50_ms']:.1f} ms (first {first_ms:.1f} ms, max {ms.max():.1f} ms)")
+    progress(
+        f"N={n:,}: p50 {result['p50_ms']:.1f} ms (first {first_ms:.1f} ms, max {ms.max():.1f} ms)"
+    )
     return result
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=None, help="default 10,000,000; --quick 1,000,000")
     ap.add_argument("--repeats", type=int, default=30)
@@ -116,9 +121,20 @@ def main() -> None:
         target(f"query p50 at N={large:,}", big["p50_ms"], "<=", 50.0, " ms"),
         target(f"p50(N={large:,}) / p50(N={args.small:,})", ratio, "<=", 2.0, "x"),
     ]
-    emit("query", args.quick, metrics, targets,
-         {"small": args.small, "large": large, "repeats": args.repeats, "chunk": args.chunk, "seed": args.seed},
-         save=not args.no_save)
+    emit(
+        "query",
+        args.quick,
+        metrics,
+        targets,
+        {
+            "small": args.small,
+            "large": large,
+            "repeats": args.repeats,
+            "chunk": args.chunk,
+            "seed": args.seed,
+        },
+        save=not args.no_save,
+    )
 
 
 if __name__ == "__main__":

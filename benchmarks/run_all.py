@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -72,13 +72,16 @@ def run_once(name: str, quick: bool, extra: list[str]) -> dict | None:
     result = None
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
+            result = json.loads(line[len(RESULT_PREFIX) :])
     if proc.returncode or result is None:
         print(f"  {name}: FAILED (exit {proc.returncode}) after {elapsed:.0f} s", flush=True)
         print("\n".join(proc.stdout.splitlines()[-20:]), flush=True)
         return None
-    print(f"  {name}: done in {elapsed:.0f} s: "
-          + ", ".join(f"{t['name']}={t['value']:.4g}{t['unit']}" for t in result["targets"]), flush=True)
+    print(
+        f"  {name}: done in {elapsed:.0f} s: "
+        + ", ".join(f"{t['name']}={t['value']:.4g}{t['unit']}" for t in result["targets"]),
+        flush=True,
+    )
     return result
 
 
@@ -95,8 +98,15 @@ def summarize(name: str, runs: list[dict]) -> dict:
         values = [r["targets"][i]["value"] for r in runs]
         med = statistics.median(values)
         targets.append({**t, "value": med, "runs": values, "pass": check(t, med)})
-    return {"benchmark": name, "runs": len(runs), "metrics": metrics, "targets": targets,
-            "pass": all(t["pass"] for t in targets)}
+    commits = sorted({r.get("env", {}).get("commit", "?") for r in runs})
+    return {
+        "benchmark": name,
+        "runs": len(runs),
+        "metrics": metrics,
+        "targets": targets,
+        "pass": all(t["pass"] for t in targets),
+        "commits": commits,
+    }
 
 
 def fmt_target(t: dict) -> str:
@@ -113,9 +123,12 @@ def markdown(summaries: list[dict], quick: bool, repeat: int) -> str:
     env = environment()
     lines = [
         f"Benchmark summary ({'quick' if quick else 'full'} sizes, median of {repeat} runs, "
-        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; "
         f"Python {env['python']}, duckdb {env['duckdb']}, numpy {env['numpy']}, pyarrow {env['pyarrow']}, "
         f"{env['cpus']} CPUs {env['cpu']})",
+        "",
+        "Commits: "
+        + "; ".join(f"{s['benchmark']} {', '.join(s.get('commits', []))}" for s in summaries),
         "",
         "| benchmark | target | median | runs | result |",
         "|---|---|---|---|---|",
@@ -137,12 +150,19 @@ def markdown(summaries: list[dict], quick: bool, repeat: int) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repeat", "-n", type=int, default=3, help="runs per benchmark (default 3)")
     ap.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     ap.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")
     ap.add_argument("--markdown", type=Path, default=None, help="where to write the markdown table")
     ap.add_argument("--no-save", action="store_true", help="benchmarks do not append to results/")
+    ap.add_argument(
+        "--from-results",
+        action="store_true",
+        help="run nothing: summarize the last --repeat results stored in results/<name>.json",
+    )
     args = ap.parse_args()
     names = args.only or list(BENCHMARKS)
     extra = ["--no-save"] if args.no_save else []
@@ -150,7 +170,10 @@ def main() -> None:
     summaries = []
     for name in names:
         runs = []
-        for i in range(args.repeat):
+        if args.from_results:
+            path = RESULTS / f"{name}{'_quick' if args.quick else ''}.json"
+            runs = json.loads(path.read_text())[-args.repeat :] if path.exists() else []
+        for i in range(0 if args.from_results else args.repeat):
             print(f"[{time.strftime('%H:%M:%S')}] {name} run {i + 1}/{args.repeat}", flush=True)
             r = run_once(name, args.quick, extra)
             if r is not None:
@@ -158,7 +181,9 @@ def main() -> None:
         if runs:
             summaries.append(summarize(name, runs))
         else:
-            summaries.append({"benchmark": name, "runs": 0, "metrics": {}, "targets": [], "pass": False})
+            summaries.append(
+                {"benchmark": name, "runs": 0, "metrics": {}, "targets": [], "pass": False}
+            )
 
     text = markdown([s for s in summaries if s["runs"]], args.quick, args.repeat)
     failed = [s["benchmark"] for s in summaries if not s["runs"]]
