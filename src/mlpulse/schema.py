@@ -53,6 +53,10 @@ class ModelSpec:
             raise ConfigError(f"model {self.name!r}: threshold must be a finite number")
         if self.task == "binary" and not 0.0 <= float(self.threshold) <= 1.0:
             raise ConfigError(f"model {self.name!r}: threshold must lie in [0, 1]")
+        if self.classes is not None and self.task != "multiclass":
+            raise ConfigError(
+                f"model {self.name!r}: classes apply to multiclass models, not {self.task!r}"
+            )
         if self.prediction == self.label:
             raise ConfigError(
                 f"model {self.name!r}: prediction and label columns must differ "
@@ -129,7 +133,12 @@ def to_arrow(table: Any, *, what: str = "table") -> pa.Table:
     if isinstance(table, dict):
         return pa.table(table)
     if isinstance(table, list):
-        return pa.Table.from_pylist(table)
+        if not all(isinstance(row, dict) for row in table):
+            raise SchemaError(f"{what}: a list must hold one dict per row")
+        try:
+            return pa.Table.from_pylist(table)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return _mixed_pandas(__import__("pandas").DataFrame(table))
     raise SchemaError(
         f"{what} must be a pandas or polars DataFrame, a pyarrow Table, a dict of columns or "
         f"a list of row dicts, not {type(table).__name__}"

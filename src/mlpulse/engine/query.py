@@ -411,4 +411,6 @@ def compute_summary(
     frame = pd.DataFrame(rows, columns=columns)
     for column in ("window_start", "window_end"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in ("count", "missing", "distinct"):
+        frame[column] = frame[column].astype("Int64")
     return frame

@@ -50,6 +50,14 @@ class CleanBatch:
     new_features: dict[str, str] = field(default_factory=dict)
 
 
+#: How the internal columns of ``Model.log`` / ``log_feedback`` are named in reasons.
+_DISPLAY = {"__log_id": "id", "__log_ts": "timestamp", "__log_label": "label"}
+
+
+def _name(column: str) -> str:
+    return repr(_DISPLAY.get(column, column))
+
+
 class _Reasons:
     """First reason wins: a code per row, 0 meaning valid."""
 
@@ -161,8 +169,6 @@ def to_micros(array: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     elif pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         texts = pd.Series(array.to_numpy(zero_copy_only=False), dtype=object)
         parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
-        bad = parsed.isna().to_numpy() & ~null
-        malformed = bad
         micros = (
             parsed.dt.tz_convert("UTC")
             .dt.tz_localize(None)
@@ -170,7 +176,13 @@ def to_micros(array: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarra
             .to_numpy()
             .astype("int64")
         )
-        micros = np.where(parsed.isna().to_numpy(), 0, micros)
+        # text holding a number is seconds since the epoch, like a numeric column
+        seconds = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        numeric = np.isfinite(seconds) & parsed.isna().to_numpy()
+        micros = np.where(numeric, np.round(np.nan_to_num(seconds) * 1e6), micros).astype(np.int64)
+        unparsed = parsed.isna().to_numpy() & ~numeric
+        malformed = unparsed & ~null
+        micros = np.where(unparsed, 0, micros)
     else:
         malformed = ~null
     return micros, null, malformed
@@ -199,14 +211,14 @@ def _ids(table: pa.Table, spec: ModelSpec, id_col: str, reasons: _Reasons) -> pa
     raw = _column(table, id_col, spec.name, "id")
     if pa.types.is_floating(raw.type):
         raise SchemaError(
-            f"model {spec.name!r}: id column {id_col!r} holds floats; ids must be strings or integers"
+            f"model {spec.name!r}: id column {_name(id_col)} holds floats; ids must be strings or integers"
         )
     ids, malformed = to_string(raw)
     null = _null_mask(ids) | (
         pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0).to_numpy() == 0
     )
-    reasons.flag(null, f"model {spec.name!r}: column {id_col!r}: missing id")
-    reasons.flag(malformed, f"model {spec.name!r}: column {id_col!r}: malformed id")
+    reasons.flag(null, f"model {spec.name!r}: column {_name(id_col)}: missing id")
+    reasons.flag(malformed, f"model {spec.name!r}: column {_name(id_col)}: malformed id")
     return ids
 
 
@@ -216,8 +228,8 @@ def _timestamps(
     if ts_col is None:
         return np.full(table.num_rows, now, dtype=np.int64)
     micros, null, malformed = to_micros(_column(table, ts_col, spec.name, "timestamp"))
-    reasons.flag(null, f"model {spec.name!r}: column {ts_col!r}: missing timestamp")
-    reasons.flag(malformed, f"model {spec.name!r}: column {ts_col!r}: malformed timestamp")
+    reasons.flag(null, f"model {spec.name!r}: column {_name(ts_col)}: missing timestamp")
+    reasons.flag(malformed, f"model {spec.name!r}: column {_name(ts_col)}: malformed timestamp")
     return micros
 
 
@@ -250,6 +262,14 @@ def validate_predictions(
             f"model {name!r}: column {spec.prediction!r}: missing prediction",
         )
         reasons.flag(malformed, f"model {name!r}: column {spec.prediction!r}: malformed prediction")
+        if spec.classes is not None:
+            unknown = ~pc.is_in(prediction, value_set=pa.array(list(spec.classes))).to_numpy(
+                zero_copy_only=False
+            )
+            reasons.flag(
+                unknown,
+                f"model {name!r}: column {spec.prediction!r}: prediction is not one of the declared classes",
+            )
     else:
         values, null, malformed = to_float(pred_col)
         reasons.flag(null, f"model {name!r}: column {spec.prediction!r}: missing prediction")
@@ -354,9 +374,17 @@ def validate_feedback(
         labels, malformed = to_string(source)
         empty = pc.fill_null(pc.utf8_length(labels), 0).to_numpy() == 0
         reasons.flag(
-            _null_mask(source) | empty, f"model {name!r}: column {label_col!r}: missing label"
+            _null_mask(source) | empty, f"model {name!r}: column {_name(label_col)}: missing label"
         )
-        reasons.flag(malformed, f"model {name!r}: column {label_col!r}: malformed label")
+        reasons.flag(malformed, f"model {name!r}: column {_name(label_col)}: malformed label")
+        if spec.classes is not None:
+            unknown = ~pc.is_in(labels, value_set=pa.array(list(spec.classes))).to_numpy(
+                zero_copy_only=False
+            )
+            reasons.flag(
+                unknown,
+                f"model {name!r}: column {_name(label_col)}: label is not one of the declared classes",
+            )
     else:
         if spec.task == "binary" and (
             pa.types.is_string(source.type) or pa.types.is_large_string(source.type)
@@ -366,15 +394,15 @@ def validate_feedback(
                 pc.replace_substring_regex(lowered, "^true$", "1"), "^false$", "0"
             )
         values, null, malformed = to_float(source)
-        reasons.flag(null, f"model {name!r}: column {label_col!r}: missing label")
+        reasons.flag(null, f"model {name!r}: column {_name(label_col)}: missing label")
         reasons.flag(
             malformed | ~np.isfinite(values),
-            f"model {name!r}: column {label_col!r}: label is not a finite number",
+            f"model {name!r}: column {_name(label_col)}: label is not a finite number",
         )
         if spec.task == "binary":
             reasons.flag(
                 (values != 0.0) & (values != 1.0),
-                f"model {name!r}: column {label_col!r}: binary label must be 0 or 1",
+                f"model {name!r}: column {_name(label_col)}: binary label must be 0 or 1",
             )
         labels = pa.array(values, type=pa.float64())
 

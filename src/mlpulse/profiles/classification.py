@@ -90,6 +90,7 @@ class BinaryState:
         "brier_sum",
         "pos",
         "neg",
+        "exact",
     )
 
     def __init__(self, threshold: float = 0.5) -> None:
@@ -99,6 +100,9 @@ class BinaryState:
         self.brier_sum = 0.0
         self.pos = ScoreHistogram()
         self.neg = ScoreHistogram()
+        # Exact scores with per-class counts while few distinct scores were seen: AUC then
+        # equals scikit-learn's whatever the spacing of the scores; None once past the cap.
+        self.exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = _EMPTY_EXACT
 
     @property
     def pos_hist(self) -> np.ndarray:
@@ -111,7 +115,10 @@ class BinaryState:
         return self.neg.dense()
 
     def score_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(bins ascending, positives, negatives) over the bins holding any row."""
+        """(scores or bins ascending, positives, negatives) over the values holding any row:
+        exact scores while the state keeps them, else the histogram bins."""
+        if self.exact is not None:
+            return self.exact
         pi, pc = self.pos.sparse()
         ni, nc = self.neg.sparse()
         bins = np.union1d(pi, ni)
@@ -143,6 +150,7 @@ class BinaryState:
         if other.n:
             self.pos.add(other.pos)
             self.neg.add(other.neg)
+            self.exact = _union_exact([self.exact, other.exact])
 
     @classmethod
     def merge_many(cls, states: list[BinaryState]) -> BinaryState:
@@ -160,6 +168,7 @@ class BinaryState:
             out.fn += state.fn
             out.log_loss_sum += state.log_loss_sum
             out.brier_sum += state.brier_sum
+        out.exact = _union_exact([state.exact for state in states if state.n])
         for name in ("pos", "neg"):
             pieces = [getattr(state, name).sparse() for state in states]
             idx = np.concatenate([p[0] for p in pieces])
@@ -173,9 +182,7 @@ class BinaryState:
         return BinaryState.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        pi, pc = self.pos.sparse()
-        ni, nc = self.neg.sparse()
-        return {
+        out: dict[str, Any] = {
             "threshold": self.threshold,
             "n": self.n,
             "tp": self.tp,
@@ -184,18 +191,38 @@ class BinaryState:
             "fn": self.fn,
             "log_loss_sum": self.log_loss_sum,
             "brier_sum": self.brier_sum,
-            # Sparse: bin indices as uint16 bytes, counts as msgpack ints (mostly 1 byte).
-            "pos_idx": pi.astype("<u2").tobytes(),
-            "pos_cnt": pc.tolist(),
-            "neg_idx": ni.astype("<u2").tobytes(),
-            "neg_cnt": nc.tolist(),
         }
+        if self.exact is not None:
+            # exact scores as float64 bytes, counts as msgpack ints; the histograms follow
+            values, pos, neg = self.exact
+            out["exact"] = [values.astype("<f8").tobytes(), pos.tolist(), neg.tolist()]
+            return out
+        pi, pc = self.pos.sparse()
+        ni, nc = self.neg.sparse()
+        # Sparse: bin indices as uint16 bytes, counts as msgpack ints (mostly 1 byte).
+        out["exact"] = None
+        out.update(
+            pos_idx=pi.astype("<u2").tobytes(),
+            pos_cnt=pc.tolist(),
+            neg_idx=ni.astype("<u2").tobytes(),
+            neg_cnt=nc.tolist(),
+        )
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BinaryState:
         s = cls(float(d["threshold"]))
         s.n, s.tp, s.fp, s.tn, s.fn = (int(d[k]) for k in ("n", "tp", "fp", "tn", "fn"))
         s.log_loss_sum, s.brier_sum = float(d["log_loss_sum"]), float(d["brier_sum"])
+
+        exact = d["exact"]
+        if exact is not None:
+            values = np.frombuffer(exact[0], "<f8").copy()
+            pos, neg = np.asarray(exact[1], np.int64), np.asarray(exact[2], np.int64)
+            s.exact = (values, pos, neg)
+            bins = score_bins(values)
+            s.pos, s.neg = _histogram(bins, pos), _histogram(bins, neg)
+            return s
 
         def hist(prefix: str) -> ScoreHistogram:
             return ScoreHistogram(
@@ -204,6 +231,7 @@ class BinaryState:
             )
 
         s.pos, s.neg = hist("pos"), hist("neg")
+        s.exact = None
         return s
 
     def __eq__(self, other: object) -> bool:
@@ -259,7 +287,7 @@ def build_binary(
     log_loss = np.bincount(g, weights=loss, minlength=n_groups).tolist()
     brier = np.bincount(g, weights=(y - clipped) ** 2, minlength=n_groups).tolist()
 
-    bins = np.minimum((clipped * N_SCORE_BINS).astype(np.int64), N_SCORE_BINS - 1)
+    bins = score_bins(score)
     keys, counts = np.unique((g * 2 + y) * N_SCORE_BINS + bins, return_counts=True)
     label_of = keys // N_SCORE_BINS  # = group * 2 + label, sorted
     bounds = np.searchsorted(label_of, np.arange(2 * n_groups + 1))
@@ -274,7 +302,70 @@ def build_binary(
         lo, mid, hi = bounds[2 * i], bounds[2 * i + 1], bounds[2 * i + 2]
         s.neg = ScoreHistogram(key_bins[lo:mid], counts[lo:mid])
         s.pos = ScoreHistogram(key_bins[mid:hi], counts[mid:hi])
+    _attach_exact(states, y, score, g, n_groups)
     return states
+
+
+def score_bins(scores: np.ndarray) -> np.ndarray:
+    """Histogram bin of each score (clipped to [0, 1])."""
+    clipped = np.clip(scores, 0.0, 1.0)
+    return np.minimum((clipped * N_SCORE_BINS).astype(np.int64), N_SCORE_BINS - 1)
+
+
+def _histogram(bins: np.ndarray, counts: np.ndarray) -> ScoreHistogram:
+    """A sparse histogram from (possibly repeated) bins and their counts."""
+    keep = counts > 0
+    idx, inverse = np.unique(bins[keep], return_inverse=True)
+    return ScoreHistogram(idx, np.bincount(inverse, weights=counts[keep]).astype(np.int64))
+
+
+EXACT_SCORE_CAP = 2048
+"""Distinct scores a state keeps exactly before relying on the histogram alone."""
+
+_EMPTY_EXACT = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def _union_exact(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Exact score counts of merged states, or None if any lost them or the union is too big."""
+    if any(p is None for p in parts):
+        return None
+    if not parts:
+        return _EMPTY_EXACT
+    if sum(len(p[0]) for p in parts) > EXACT_SCORE_CAP * 4:  # cannot fit: skip the work
+        return None
+    values, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    if len(values) > EXACT_SCORE_CAP:
+        return None
+    pos = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]), minlength=len(values))
+    neg = np.bincount(inverse, weights=np.concatenate([p[2] for p in parts]), minlength=len(values))
+    return values, pos.astype(np.int64), neg.astype(np.int64)
+
+
+def _attach_exact(
+    states: list[BinaryState], y: np.ndarray, score: np.ndarray, g: np.ndarray, n_groups: int
+) -> None:
+    """Give each group with few distinct scores its exact score counts (one sort for all)."""
+    if len(y) == 0:
+        return
+    order = np.lexsort((score, g))
+    gs, ss, ys = g[order], score[order], y[order]
+    start = np.ones(len(gs), dtype=bool)
+    start[1:] = (gs[1:] != gs[:-1]) | (ss[1:] != ss[:-1])
+    run = np.cumsum(start) - 1
+    run_group = gs[start]
+    run_value = ss[start]
+    run_pos = np.bincount(run, weights=ys, minlength=len(run_value)).astype(np.int64)
+    run_all = np.bincount(run, minlength=len(run_value))
+    distinct = np.bincount(run_group, minlength=n_groups)
+    bounds = np.searchsorted(run_group, np.arange(n_groups + 1))
+    for i, state in enumerate(states):
+        if distinct[i] > EXACT_SCORE_CAP:
+            state.exact = None
+        elif distinct[i]:
+            lo, hi = bounds[i], bounds[i + 1]
+            state.exact = (run_value[lo:hi], run_pos[lo:hi], run_all[lo:hi] - run_pos[lo:hi])
 
 
 class MulticlassState:

@@ -44,8 +44,37 @@ class Store:
     >>> store.close()
     """
 
+    _open: dict[str, Store] = {}
+    _open_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str = ":memory:") -> Store:
+        """The process's store for ``path``: connections to one file share one store (one
+        writer lock), so two ``mlpulse.connect(path)`` calls never race each other."""
+        if path == ":memory:":
+            return cls(path)
+        key = os.path.realpath(path)
+        with cls._open_lock:
+            store = cls._open.get(key)
+            if store is None or store._closed:
+                store = cls(path)
+                cls._open[key] = store
+            store._users += 1
+            return store
+
+    def release(self) -> None:
+        """Give back a store from :meth:`open`; the last user closes it."""
+        with Store._open_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            Store._open.pop(os.path.realpath(self.path), None)
+        self.close()
+
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
+        self._users = 0
+        self._closed = False
         if path != ":memory:":
             parent = os.path.dirname(os.path.abspath(path))
             os.makedirs(parent, exist_ok=True)
@@ -106,6 +135,9 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
+            if self._closed:
+                return
+            self._closed = True
             for cur in self._cursors:
                 with suppress(duckdb.Error):
                     cur.close()

@@ -98,4 +98,31 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        4,
+        "data-quality constraints, version training info, resource usage (monitors)",
+        [
+            """CREATE TABLE IF NOT EXISTS quality_constraints (
+                model_id INTEGER NOT NULL,
+                col VARCHAR NOT NULL,
+                rule VARCHAR NOT NULL,
+                params VARCHAR NOT NULL,     -- JSON object
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (model_id, col, rule)
+            )""",
+            """CREATE TABLE IF NOT EXISTS version_training (
+                model_id INTEGER NOT NULL,
+                version VARCHAR NOT NULL,
+                trained_at TIMESTAMP,
+                max_age_us BIGINT,
+                PRIMARY KEY (model_id, version)
+            )""",
+            """CREATE TABLE IF NOT EXISTS resource_usage (
+                model_id INTEGER NOT NULL,
+                version VARCHAR NOT NULL,
+                ts TIMESTAMP NOT NULL,
+                memory_mb DOUBLE NOT NULL
+            )""",
+        ],
+    ),
 ]
