@@ -184,27 +184,34 @@ class WindowQuery:
         if not ranges:
             return {}
         spec = self.registry.get(self.spec.name)
-        starts = np.array([lo for lo, _ in ranges], dtype=np.int64)
-        ends = np.array([hi for _, hi in ranges], dtype=np.int64)
-        conn_ranges = pa.table({"lo": starts, "hi": ends})
-        cur.register("__ranges", conn_ranges)
-        try:
-            needed = ["__version", "__prediction", "__latency_ms", "__label"]
-            if FEATURES in parts:
-                needed += list(spec.features)
-            needed += [c for c in spec.segments if c in spec.features and c not in needed]
-            minutes = sorted({lo - lo % MINUTE for lo in starts.tolist()})
-            table = query_arrow(
-                cur,
-                "SELECT " + ", ".join(f"r.{quote(c)}" for c in needed) + ", g.lo AS __minute "
-                f"FROM {raw_table(spec)} r "
-                "JOIN __ranges g ON epoch_us(r.__ts) >= g.lo AND epoch_us(r.__ts) < g.hi "
-                "WHERE r.__minute >= ? AND r.__minute <= ? AND list_contains(?, r.__minute) "
-                "AND list_contains(?, r.__version)",
-                [minutes[0], minutes[-1], minutes, versions],
+        needed = ["__version", "__prediction", "__latency_ms", "__label"]
+        if FEATURES in parts:
+            needed += list(spec.features)
+        needed += [c for c in spec.segments if c in spec.features and c not in needed]
+        columns = ", ".join(quote(c) for c in needed)
+        # The edges of all windows lie in a few minutes: fetch those minutes' rows in one
+        # scan (zone maps on __minute bound it to the query's span), then cut them into the
+        # exact ranges here. Ranges of one query never overlap.
+        ranges = sorted(ranges)
+        minutes = np.unique(
+            np.concatenate(
+                [np.arange(lo - lo % MINUTE, hi, MINUTE, dtype=np.int64) for lo, hi in ranges]
             )
-        finally:
-            cur.unregister("__ranges")
+        )
+        rows = query_arrow(
+            cur,
+            f"SELECT {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
+            "WHERE __minute BETWEEN ? AND ? AND list_contains(?, __minute) "
+            "AND list_contains(?, __version)",
+            [int(minutes[0]), int(minutes[-1]), minutes.tolist(), versions],
+        )
+        los = np.array([lo for lo, _ in ranges], dtype=np.int64)
+        his = np.array([hi for _, hi in ranges], dtype=np.int64)
+        at = rows.column("__at").to_numpy()
+        which = np.searchsorted(los, at, side="right") - 1
+        inside = (which >= 0) & (at < his[np.maximum(which, 0)])
+        table = rows.drop_columns(["__at"]).filter(pa.array(inside))
+        table = table.append_column("__minute", pa.array(los[which[inside]], pa.int64()))
         if table.num_rows == 0:
             return {}
         admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}

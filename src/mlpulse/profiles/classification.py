@@ -88,8 +88,8 @@ class BinaryState:
         "fn",
         "log_loss_sum",
         "brier_sum",
-        "pos",
-        "neg",
+        "_pos",
+        "_neg",
         "exact",
     )
 
@@ -98,11 +98,38 @@ class BinaryState:
         self.n = self.tp = self.fp = self.tn = self.fn = 0
         self.log_loss_sum = 0.0
         self.brier_sum = 0.0
-        self.pos = ScoreHistogram()
-        self.neg = ScoreHistogram()
         # Exact scores with per-class counts while few distinct scores were seen: AUC then
         # equals scikit-learn's whatever the spacing of the scores; None once past the cap.
+        # While they are kept, the histograms are derived from them only when needed.
         self.exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = _EMPTY_EXACT
+        self._pos: ScoreHistogram | None = None
+        self._neg: ScoreHistogram | None = None
+
+    def _histograms(self) -> tuple[ScoreHistogram, ScoreHistogram]:
+        if self._pos is None or self._neg is None:
+            assert self.exact is not None  # a state keeps exact scores or histograms
+            values, pos, neg = self.exact
+            bins = score_bins(values)
+            self._pos, self._neg = _histogram(bins, pos), _histogram(bins, neg)
+        return self._pos, self._neg
+
+    @property
+    def pos(self) -> ScoreHistogram:
+        """Score histogram of rows with label 1."""
+        return self._histograms()[0]
+
+    @pos.setter
+    def pos(self, value: ScoreHistogram) -> None:
+        self._pos = value
+
+    @property
+    def neg(self) -> ScoreHistogram:
+        """Score histogram of rows with label 0."""
+        return self._histograms()[1]
+
+    @neg.setter
+    def neg(self, value: ScoreHistogram) -> None:
+        self._neg = value
 
     @property
     def pos_hist(self) -> np.ndarray:
@@ -119,6 +146,10 @@ class BinaryState:
         exact scores while the state keeps them, else the histogram bins."""
         if self.exact is not None:
             return self.exact
+        if self.pos._dense is not None and self.neg._dense is not None:
+            pos_dense, neg_dense = self.pos._dense, self.neg._dense
+            bins = np.flatnonzero(pos_dense + neg_dense)
+            return bins, pos_dense[bins], neg_dense[bins]
         pi, pc = self.pos.sparse()
         ni, nc = self.neg.sparse()
         bins = np.union1d(pi, ni)
@@ -148,9 +179,13 @@ class BinaryState:
         self.log_loss_sum += other.log_loss_sum
         self.brier_sum += other.brier_sum
         if other.n:
-            self.pos.add(other.pos)
-            self.neg.add(other.neg)
-            self.exact = _union_exact([self.exact, other.exact])
+            exact = _union_exact([self.exact, other.exact])
+            if exact is None:
+                self.pos.add(other.pos)
+                self.neg.add(other.neg)
+            else:  # histograms are re-derived from the exact scores when needed
+                self._pos = self._neg = None
+            self.exact = exact
 
     @classmethod
     def merge_many(cls, states: list[BinaryState]) -> BinaryState:
@@ -168,13 +203,26 @@ class BinaryState:
             out.fn += state.fn
             out.log_loss_sum += state.log_loss_sum
             out.brier_sum += state.brier_sum
-        out.exact = _union_exact([state.exact for state in states if state.n])
-        for name in ("pos", "neg"):
-            pieces = [getattr(state, name).sparse() for state in states]
-            idx = np.concatenate([p[0] for p in pieces])
-            cnt = np.concatenate([p[1] for p in pieces])
+        filled = [state for state in states if state.n]
+        out.exact = _union_exact([state.exact for state in filled])
+        if out.exact is not None:
+            return out
+        # one bincount per class over every piece: exact scores binned, histograms as they are
+        pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"pos": [], "neg": []}
+        for state in filled:
+            if state.exact is not None and state._pos is None:
+                bins = score_bins(state.exact[0])
+                pieces["pos"].append((bins, state.exact[1]))
+                pieces["neg"].append((bins, state.exact[2]))
+            else:
+                pieces["pos"].append(state.pos.sparse())
+                pieces["neg"].append(state.neg.sparse())
+        for name, parts in pieces.items():
             hist = ScoreHistogram()
-            hist._dense = np.bincount(idx, weights=cnt, minlength=N_SCORE_BINS).astype(np.int64)
+            if parts:
+                idx = np.concatenate([p[0] for p in parts])
+                cnt = np.concatenate([p[1] for p in parts])
+                hist._dense = np.bincount(idx, weights=cnt, minlength=N_SCORE_BINS).astype(np.int64)
             setattr(out, name, hist)
         return out
 
@@ -220,8 +268,6 @@ class BinaryState:
             values = np.frombuffer(exact[0], "<f8").copy()
             pos, neg = np.asarray(exact[1], np.int64), np.asarray(exact[2], np.int64)
             s.exact = (values, pos, neg)
-            bins = score_bins(values)
-            s.pos, s.neg = _histogram(bins, pos), _histogram(bins, neg)
             return s
 
         def hist(prefix: str) -> ScoreHistogram:

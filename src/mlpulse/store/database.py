@@ -23,6 +23,15 @@ from .migrations import MIGRATIONS
 _PID = re.compile(r"PID (\d+)")
 
 
+#: DuckDB's buffer pool would otherwise grow to 80% of RAM, crowding the service it runs in.
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def memory_limit() -> str:
+    """DuckDB memory limit: ``$MLPULSE_MEMORY_LIMIT`` (e.g. ``"4GB"``) or 1 GB."""
+    return os.environ.get("MLPULSE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+
+
 def arrow(
     conn: duckdb.DuckDBPyConnection, sql: str, params: list | tuple | None = None
 ) -> pa.Table:
@@ -79,7 +88,7 @@ class Store:
             parent = os.path.dirname(os.path.abspath(path))
             os.makedirs(parent, exist_ok=True)
         try:
-            self._conn = duckdb.connect(path)
+            self._conn = duckdb.connect(path, config={"memory_limit": memory_limit()})
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():

@@ -7,7 +7,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine.parts import decode_part, encode_part, part_rows
+from ..engine.parts import CORE, FEATURES, LABELED, decode_part, encode_part, part_rows
+
+PARTS = (CORE, FEATURES, LABELED)
 
 Key = tuple[str, str, str, int, str]  # version, segment, resolution, bucket, part
 
@@ -94,20 +96,17 @@ def load_range(
 
     ``blobs`` limits which parts' blobs are read (default: all); others come back as None.
     """
+    parts = [p for p in parts if p in PARTS]
+    decoded = [p for p in (parts if blobs is None else blobs) if p in PARTS]
+    # part names are internal constants, inlined so DuckDB can push the filter into the scan
+    in_parts = ", ".join(f"'{p}'" for p in parts) or "NULL"
+    in_decoded = ", ".join(f"'{p}'" for p in decoded) or "NULL"
     sql = (
-        "SELECT version, segment, bucket, part, n, "
-        "CASE WHEN list_contains(?, part) THEN blob END FROM profiles WHERE model_id = ? "
-        "AND resolution = ? AND bucket >= ? AND bucket < ? AND list_contains(?, part)"
+        f"SELECT version, segment, bucket, part, n, CASE WHEN part IN ({in_decoded}) THEN blob END "
+        "FROM profiles WHERE model_id = ? AND resolution = ? AND bucket >= ? AND bucket < ? "
+        f"AND part IN ({in_parts})"
     )
-    parts = list(parts)
-    params: list[Any] = [
-        list(parts if blobs is None else blobs),
-        model_id,
-        resolution,
-        start,
-        end,
-        parts,
-    ]
+    params: list[Any] = [model_id, resolution, start, end]
     if versions is not None:
         sql += " AND list_contains(?, version)"
         params.append(list(versions))
