@@ -26,7 +26,13 @@ def good_rows(n: int = 6) -> dict[str, list]:
 def with_bad(column: str, value) -> pd.DataFrame:
     rows = good_rows()
     frame = pd.DataFrame(rows).astype(object)
-    frame.loc[len(frame)] = {"id": "bad", "ts": "2026-01-05T10:30:00Z", "score": 0.5, "age": 1.0, "plan": "pro"}
+    frame.loc[len(frame)] = {
+        "id": "bad",
+        "ts": "2026-01-05T10:30:00Z",
+        "score": 0.5,
+        "age": 1.0,
+        "plan": "pro",
+    }
     frame.loc[len(frame) - 1, column] = value
     return frame
 
@@ -72,14 +78,25 @@ class TestQuarantinedPredictions:
         assert frame_metrics["n"].iloc[0] == 6
 
     def test_quarantine_keeps_original_payload(self, binary_model):
-        frame = pd.DataFrame({"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3,
-                              "score": ["0.3", "high", None], "note": ["x", "keep me", "z"]})
+        frame = pd.DataFrame(
+            {
+                "id": ["a", "b", "c"],
+                "ts": ["2026-01-05T00:00:00Z"] * 3,
+                "score": ["0.3", "high", None],
+                "note": ["x", "keep me", "z"],
+            }
+        )
         report = binary_model.log_batch(frame, id="id", timestamp="ts")
         check_report(report, 3, 1, 2)
         q = binary_model.quarantined()
         assert {"reason", "payload"} <= set(q.columns)
         payloads = {row["id"]: json.loads(row["payload"]) for _, row in q.iterrows()}
-        assert payloads["b"] == {"id": "b", "ts": "2026-01-05T00:00:00Z", "score": "high", "note": "keep me"}
+        assert payloads["b"] == {
+            "id": "b",
+            "ts": "2026-01-05T00:00:00Z",
+            "score": "high",
+            "note": "keep me",
+        }
         assert payloads["c"]["score"] is None
 
     def test_every_report_balances(self, binary_model):
@@ -98,8 +115,13 @@ class TestQuarantinedPredictions:
         assert stored == report.stored
 
     def test_duplicate_ids_within_a_batch(self, binary_model):
-        frame = pd.DataFrame({"id": ["a", "b", "a", "a"], "ts": ["2026-01-05T00:00:00Z"] * 4,
-                              "score": [0.1, 0.2, 0.3, 0.4]})
+        frame = pd.DataFrame(
+            {
+                "id": ["a", "b", "a", "a"],
+                "ts": ["2026-01-05T00:00:00Z"] * 4,
+                "score": [0.1, 0.2, 0.3, 0.4],
+            }
+        )
         report = binary_model.log_batch(frame, id="id", timestamp="ts")
         check_report(report, 4, 2, 2)
         q = binary_model.quarantined()
@@ -112,28 +134,55 @@ class TestQuarantinedPredictions:
         first = binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
         check_report(first, 6, 6, 0)
         again = pd.DataFrame(good_rows()).iloc[:3]
-        again = pd.concat([again, pd.DataFrame({"id": ["new"], "ts": ["2026-01-05T11:00:00Z"], "score": [0.9],
-                                                "age": [50.0], "plan": ["pro"]})])
+        again = pd.concat(
+            [
+                again,
+                pd.DataFrame(
+                    {
+                        "id": ["new"],
+                        "ts": ["2026-01-05T11:00:00Z"],
+                        "score": [0.9],
+                        "age": [50.0],
+                        "plan": ["pro"],
+                    }
+                ),
+            ]
+        )
         report = binary_model.log_batch(again, id="id", timestamp="ts")
         check_report(report, 4, 1, 3)
         q = binary_model.quarantined()
         assert sorted(q["id"]) == ["ok0", "ok1", "ok2"]
         assert all("duplicate" in r and "churn" in r for r in q["reason"])
-        assert binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 7
+        assert (
+            binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 7
+        )
 
     def test_batch_whose_segment_column_is_all_null(self, binary_model):
         binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
-        frame = pa.table({"id": ["n1", "n2"], "ts": ["2026-01-05T11:00:00Z"] * 2, "score": [0.9, 0.1],
-                          "plan": pa.array([None, None], pa.string())})
+        frame = pa.table(
+            {
+                "id": ["n1", "n2"],
+                "ts": ["2026-01-05T11:00:00Z"] * 2,
+                "score": [0.9, 0.1],
+                "plan": pa.array([None, None], pa.string()),
+            }
+        )
         check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 2, 2, 0)
         out = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")
         assert out["n"].iloc[0] == 8
-        pro = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06", segment="plan=pro")
+        pro = binary_model.metrics(
+            ["count"], start="2026-01-05", end="2026-01-06", segment="plan=pro"
+        )
         assert pro["n"].iloc[0] == 3
 
     def test_text_prediction_in_arrow_string_column(self, binary_model):
-        frame = pa.table({"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3,
-                          "score": ["0.25", "abc", "0.75"]})
+        frame = pa.table(
+            {
+                "id": ["a", "b", "c"],
+                "ts": ["2026-01-05T00:00:00Z"] * 3,
+                "score": ["0.25", "abc", "0.75"],
+            }
+        )
         check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 3, 2, 1)
         reason = binary_model.quarantined()["reason"].iloc[0]
         assert "churn" in reason and "'score'" in reason
@@ -141,9 +190,13 @@ class TestQuarantinedPredictions:
         assert out["prediction_mean"].iloc[0] == pytest.approx(0.5)
 
     def test_integer_ids(self, binary_model):
-        frame = pd.DataFrame({"id": [1, 2, 3], "ts": ["2026-01-05T00:00:00Z"] * 3, "score": [0.1, 0.2, 0.9]})
+        frame = pd.DataFrame(
+            {"id": [1, 2, 3], "ts": ["2026-01-05T00:00:00Z"] * 3, "score": [0.1, 0.2, 0.9]}
+        )
         check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 3, 3, 0)
-        fb = binary_model.log_feedback_batch(pd.DataFrame({"id": [3, 1], "churned": [1, 0]}), id="id", label="churned")
+        fb = binary_model.log_feedback_batch(
+            pd.DataFrame({"id": [3, 1], "churned": [1, 0]}), id="id", label="churned"
+        )
         assert fb.matched == 2
         frame = binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")
         assert frame["n_labeled"].iloc[0] == 2 and frame["accuracy"].iloc[0] == 1.0
@@ -155,15 +208,21 @@ class TestQuarantinedPredictions:
 
     def test_multiclass_missing_prediction(self, pulse):
         model = pulse.model("zoo", task="multiclass", prediction="pred", label="animal")
-        frame = pd.DataFrame({"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3,
-                              "pred": ["cat", None, ""]})
+        frame = pd.DataFrame(
+            {"id": ["a", "b", "c"], "ts": ["2026-01-05T00:00:00Z"] * 3, "pred": ["cat", None, ""]}
+        )
         check_report(model.log_batch(frame, id="id", timestamp="ts"), 3, 1, 2)
         assert all("'pred'" in r and "zoo" in r for r in model.quarantined()["reason"])
 
     def test_regression_accepts_any_finite_number(self, pulse):
         model = pulse.model("price", task="regression", prediction="yhat", label="y")
-        frame = pd.DataFrame({"id": list("abcde"), "ts": ["2026-01-05T00:00:00Z"] * 5,
-                              "yhat": [-1e300, 5.0, 1e-300, float("nan"), float("-inf")]})
+        frame = pd.DataFrame(
+            {
+                "id": list("abcde"),
+                "ts": ["2026-01-05T00:00:00Z"] * 5,
+                "yhat": [-1e300, 5.0, 1e-300, float("nan"), float("-inf")],
+            }
+        )
         check_report(model.log_batch(frame, id="id", timestamp="ts"), 5, 3, 2)
 
 
@@ -173,8 +232,15 @@ class TestWrongTypes:
     def test_text_in_numeric_feature_is_nulled(self, binary_model):
         binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
         assert binary_model.spec.features["age"] == "numeric"
-        frame = pd.DataFrame({"id": ["x", "y", "z"], "ts": ["2026-01-05T10:40:00Z"] * 3,
-                              "score": [0.2, 0.4, 0.6], "age": ["abc", "41", None], "plan": ["pro"] * 3})
+        frame = pd.DataFrame(
+            {
+                "id": ["x", "y", "z"],
+                "ts": ["2026-01-05T10:40:00Z"] * 3,
+                "score": [0.2, 0.4, 0.6],
+                "age": ["abc", "41", None],
+                "plan": ["pro"] * 3,
+            }
+        )
         report = binary_model.log_batch(frame, id="id", timestamp="ts")
         check_report(report, 3, 3, 0)
         summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
@@ -187,23 +253,39 @@ class TestWrongTypes:
     def test_new_column_is_added_to_the_schema(self, binary_model):
         binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
         assert set(binary_model.spec.features) == {"age", "plan"}
-        frame = pd.DataFrame(good_rows()).assign(id=[f"n{i}" for i in range(6)], region=["eu"] * 6,
-                                                 income=np.arange(6.0))
+        frame = pd.DataFrame(good_rows()).assign(
+            id=[f"n{i}" for i in range(6)], region=["eu"] * 6, income=np.arange(6.0)
+        )
         check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 6, 6, 0)
         features = binary_model.spec.features
         assert features["region"] == "categorical" and features["income"] == "numeric"
         assert "id" not in features and "ts" not in features and "score" not in features
         # a later batch without the new columns is still fine
-        check_report(binary_model.log_batch(pd.DataFrame(good_rows()).assign(id=[f"m{i}" for i in range(6)]),
-                                            id="id", timestamp="ts"), 6, 6, 0)
+        check_report(
+            binary_model.log_batch(
+                pd.DataFrame(good_rows()).assign(id=[f"m{i}" for i in range(6)]),
+                id="id",
+                timestamp="ts",
+            ),
+            6,
+            6,
+            0,
+        )
         summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
         income = summary[summary["column"] == "income"].iloc[0]
         assert income["count"] == 6 and income["missing"] == 6
 
     def test_mixed_pandas_column_in_numeric_feature(self, binary_model):
         binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
-        frame = pd.DataFrame({"id": ["x", "y", "z"], "ts": ["2026-01-05T10:40:00Z"] * 3,
-                              "score": [0.2, 0.4, 0.6], "age": [31, "abc", 40.5], "plan": ["pro"] * 3})
+        frame = pd.DataFrame(
+            {
+                "id": ["x", "y", "z"],
+                "ts": ["2026-01-05T10:40:00Z"] * 3,
+                "score": [0.2, 0.4, 0.6],
+                "age": [31, "abc", 40.5],
+                "plan": ["pro"] * 3,
+            }
+        )
         check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 3, 3, 0)
         summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
         age = summary[summary["column"] == "age"].iloc[0]
@@ -227,18 +309,24 @@ class TestWrongTypes:
 class TestSchemaErrors:
     """A batch without a required column raises SchemaError naming it; nothing is stored."""
 
-    @pytest.mark.parametrize(("missing", "kwargs"), [("request_id", {"id": "request_id"}),
-                                                     ("when", {"timestamp": "when"})])
+    @pytest.mark.parametrize(
+        ("missing", "kwargs"),
+        [("request_id", {"id": "request_id"}), ("when", {"timestamp": "when"})],
+    )
     def test_missing_column(self, binary_model, missing, kwargs):
         kwargs = {"id": "id", "timestamp": "ts", **kwargs}
         with pytest.raises(SchemaError) as info:
             binary_model.log_batch(pd.DataFrame(good_rows()), **kwargs)
         assert repr(missing) in str(info.value) and "churn" in str(info.value)
-        assert binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 0
+        assert (
+            binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 0
+        )
 
     def test_missing_prediction_column(self, binary_model):
         with pytest.raises(SchemaError, match="'score'"):
-            binary_model.log_batch(pd.DataFrame(good_rows()).drop(columns=["score"]), id="id", timestamp="ts")
+            binary_model.log_batch(
+                pd.DataFrame(good_rows()).drop(columns=["score"]), id="id", timestamp="ts"
+            )
 
     def test_missing_feedback_columns(self, binary_model):
         with pytest.raises(SchemaError, match="'churned'"):
@@ -273,15 +361,17 @@ class TestQuarantinedFeedback:
         assert "'churned'" in binary_model.quarantined()["reason"].iloc[0]
 
     def test_feedback_with_missing_id(self, binary_model):
-        report = binary_model.log_feedback_batch(pd.DataFrame({"id": [None, "a"], "churned": [1, 0]}),
-                                                 id="id", label="churned")
+        report = binary_model.log_feedback_batch(
+            pd.DataFrame({"id": [None, "a"], "churned": [1, 0]}), id="id", label="churned"
+        )
         check_report(report, 2, 1, 1)
         assert "'id'" in binary_model.quarantined()["reason"].iloc[0]
 
     def test_bad_regression_label(self, pulse):
         model = pulse.model("price", task="regression", prediction="yhat", label="y")
-        report = model.log_feedback_batch(pd.DataFrame({"id": ["a", "b", "c"], "y": [1.0, float("nan"), "x"]}),
-                                          id="id", label="y")
+        report = model.log_feedback_batch(
+            pd.DataFrame({"id": ["a", "b", "c"], "y": [1.0, float("nan"), "x"]}), id="id", label="y"
+        )
         check_report(report, 3, 1, 2)
 
     def test_bad_feedback_timestamp(self, binary_model):
@@ -292,9 +382,18 @@ class TestQuarantinedFeedback:
 
     def test_reason_survives_for_each_row(self, binary_model):
         binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
-        fb = pd.DataFrame({"id": ["ok0", None, "ok2", "ok3"], "churned": pd.Series([1, 1, "maybe", 7], dtype=object)})
+        fb = pd.DataFrame(
+            {
+                "id": ["ok0", None, "ok2", "ok3"],
+                "churned": pd.Series([1, 1, "maybe", 7], dtype=object),
+            }
+        )
         report = binary_model.log_feedback_batch(fb, id="id", label="churned")
         check_report(report, 4, 1, 3)
         q = binary_model.quarantined()
         assert len(q) == 3 and q["reason"].notna().all()
-        assert not math.isnan(binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")["accuracy"].iloc[0])
+        assert not math.isnan(
+            binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")[
+                "accuracy"
+            ].iloc[0]
+        )
