@@ -50,7 +50,7 @@ class Pulse:
 
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
-        self.store = Store(path)
+        self.store = Store.open(path)
         self.engine = Engine(self.store)
         self._models: dict[tuple[str, str], Model] = {}
         self._batcher = Batcher(self._deliver, self._failed)
@@ -243,7 +243,7 @@ class Pulse:
             return
         self._closed = True
         self._batcher.close()
-        self.store.close()
+        self.store.release()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -290,7 +290,7 @@ class Model:
         try:
             row = dict(features) if features else {}
             row[_ID] = id
-            row[_TS] = time.time() if timestamp is None else timestamp
+            row[_TS] = time.time() if timestamp is None else _epoch_seconds(timestamp)
             row[self._prediction_col] = prediction
             if latency_ms is not None:
                 row["latency_ms"] = latency_ms
@@ -306,7 +306,7 @@ class Model:
             row = {
                 _ID: id,
                 "__log_label": label,
-                _TS: time.time() if timestamp is None else timestamp,
+                _TS: time.time() if timestamp is None else _epoch_seconds(timestamp),
             }
             self._pulse._batcher.put(self._key_feedback, row)
         except Exception:
@@ -424,6 +424,17 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, version={self.version!r})"
+
+
+def _epoch_seconds(timestamp: Any) -> Any:
+    """Seconds since the epoch for any accepted timestamp, so one background batch holds one
+    type; a value that cannot be read is passed on as text and quarantined as malformed."""
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        return timestamp
+    try:
+        return to_micros(timestamp) / 1e6
+    except Exception:
+        return str(timestamp)
 
 
 def _current_trace_id() -> str | None:

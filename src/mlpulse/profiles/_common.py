@@ -85,5 +85,6 @@ def group_mean_m2(
     # Summing x / n rather than x avoids overflow of the sum for values near the float max.
     mean = np.bincount(group, weights=x / safe[group], minlength=n_groups)
     dev = x - mean[group]
-    m2 = np.bincount(group, weights=dev * dev, minlength=n_groups)
+    with np.errstate(over="ignore"):  # deviations near 1e154 square to inf, as in np.var
+        m2 = np.bincount(group, weights=dev * dev, minlength=n_groups)
     return count, mean, m2
