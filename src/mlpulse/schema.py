@@ -131,7 +131,10 @@ def to_arrow(table: Any, *, what: str = "table") -> pa.Table:
     if module == "polars":
         return table.to_arrow()
     if isinstance(table, dict):
-        return pa.table(table)
+        try:
+            return pa.table(table)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return _mixed_pandas(__import__("pandas").DataFrame(table))
     if isinstance(table, list):
         if not all(isinstance(row, dict) for row in table):
             raise SchemaError(f"{what}: a list must hold one dict per row")

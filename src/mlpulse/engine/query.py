@@ -362,15 +362,17 @@ def compute_summary(
     segment: Any = None,
     versions: list[str],
 ) -> pd.DataFrame:
-    """One row per (window, feature column): counts, missing, mean, std, min, p50, max, distinct, top."""
+    """One row per (window, feature column): count, missing, type_errors (values of the wrong
+    type, stored as null), mean, std, min, p50, max, distinct, top."""
     seg = parse_segment(spec, segment)
     bounds = windows(start, end, step)
-    merged = WindowQuery(store, registry, spec).merged(
-        bounds, [FEATURES], versions=versions, segment=seg
-    )
+    query = WindowQuery(store, registry, spec)
+    merged = query.merged(bounds, [FEATURES], versions=versions, segment=seg)
+    cores = query.merged(bounds, [CORE], versions=versions, segment=seg)
     rows = []
-    for (lo, hi), parts in zip(bounds, merged, strict=True):
+    for (lo, hi), parts, core in zip(bounds, merged, cores, strict=True):
         states = parts[FEATURES] or {}
+        type_errors = core[CORE].type_errors if core[CORE] is not None else {}
         for column in spec.features:
             state = states.get(column)
             row: dict[str, Any] = {
@@ -378,6 +380,7 @@ def compute_summary(
                 "window_end": from_micros(hi),
                 "column": column,
                 "kind": spec.features[column],
+                "type_errors": type_errors.get(column, 0),
             }
             if state is None:
                 row.update(count=0, missing=0)
@@ -407,6 +410,7 @@ def compute_summary(
         "kind",
         "count",
         "missing",
+        "type_errors",
         "mean",
         "std",
         "min",
@@ -418,6 +422,6 @@ def compute_summary(
     frame = pd.DataFrame(rows, columns=columns)
     for column in ("window_start", "window_end"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    for column in ("count", "missing", "distinct"):
+    for column in ("count", "missing", "type_errors", "distinct"):
         frame[column] = frame[column].astype("Int64")
     return frame
