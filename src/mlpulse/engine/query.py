@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..store.database import Store, quote
 from ..store.database import arrow as query_arrow
 from ..store.registry import Registry, raw_table
 from .parts import CORE, FEATURES, LABELED, decode_part, merge_all, part_rows
-from .profiling import group_parts, labeled_minute_parts
+from .profiling import group_parts, labeled_minute_parts, segment_slices
 
 TASK_METRICS: dict[str, dict[str, Callable[[Any], float]]] = {
     "binary": BINARY_METRICS,
@@ -146,11 +147,12 @@ class WindowQuery:
                 versions=versions,
                 segments=[segment],
                 blobs=decode,
+                buckets=sorted(starts),
             )
             for _version, _segment, bucket, part, n, blob in found:
                 if bucket in starts:
                     stored.setdefault((resolution, int(bucket), part), []).append((n, blob))
-        partial_parts = self._partials(cur, partial_ranges, parts, versions, segment)
+        partial_parts = self._partials(cur, partial_ranges, parts, versions, segment, decode)
 
         out = []
         for buckets, partial in plans:
@@ -165,8 +167,11 @@ class WindowQuery:
                             values.append(decode_part(part, blob))
                 for lo, _hi in partial:
                     for piece in partial_parts.get((lo, part), ()):
-                        n += part_rows(part, piece)
-                        values.append(piece)
+                        if isinstance(piece, int):  # counted, not decoded
+                            n += piece
+                        else:
+                            n += part_rows(part, piece)
+                            values.append(piece)
                 merged[f"n_{part}"] = n
                 merged[part] = merge_all(part, values) if part in decode else None
             out.append(merged)
@@ -179,8 +184,12 @@ class WindowQuery:
         parts: list[str],
         versions: list[str],
         segment: str,
+        decode: set[str],
     ) -> dict[tuple[int, str], list[Any]]:
-        """Profile sub-minute edge ranges from raw rows, keyed by (range start, part)."""
+        """Profile sub-bucket edge ranges from raw rows, keyed by (range start, part).
+
+        Parts outside ``decode`` are only counted (as ints), which is all the caller needs.
+        """
         if not ranges:
             return {}
         spec = self.registry.get(self.spec.name)
@@ -215,25 +224,39 @@ class WindowQuery:
         if table.num_rows == 0:
             return {}
         admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}
+        rows = next((r for seg, r in segment_slices(table, spec, admitted) if seg == segment), ())
+        if rows is not None:  # None means every row; () no slice of that name
+            table = table.take(pa.array(np.asarray(rows, dtype=np.int64), pa.int64()))
+        # the slice is cut: profile it as one segment
+        whole = replace(spec, segments=())
         out: dict[tuple[int, str], list[Any]] = {}
+        starts = table.column("__minute").to_numpy()
+        labeled = table.filter(table.column("__label").is_valid())
+        for part in parts:
+            if part in decode:
+                continue
+            keys = starts if part != LABELED else labeled.column("__minute").to_numpy()
+            found, counts = np.unique(keys, return_counts=True)
+            for lo, count in zip(found.tolist(), counts.tolist(), strict=True):
+                out[(lo, part)] = [int(count)]
         versions_col = table.column("__version").to_numpy(zero_copy_only=False)
         for version in np.unique(versions_col):
-            sub = table.filter(pa.array(versions_col == version))
-            wanted = tuple(p for p in parts if p != LABELED)
+            wanted = tuple(p for p in parts if p != LABELED and p in decode)
             if wanted:
-                starts_of_rows = sub.column("__minute").to_numpy()
-                for (_v, seg, _r, lo, part), value in group_parts(
-                    sub, spec, str(version), admitted, starts_of_rows, "partial", wanted
+                sub = table.filter(pa.array(versions_col == version))
+                for (_v, _s, _r, lo, part), value in group_parts(
+                    sub,
+                    whole,
+                    str(version),
+                    {},
+                    sub.column("__minute").to_numpy(),
+                    "partial",
+                    wanted,
                 ).items():
-                    if seg == segment:
-                        out.setdefault((lo, part), []).append(value)
-        if LABELED in parts:
-            labeled = table.filter(table.column("__label").is_valid())
-            for (_v, seg, _r, lo, part), value in labeled_minute_parts(
-                labeled, spec, admitted
-            ).items():
-                if seg == segment:
                     out.setdefault((lo, part), []).append(value)
+        if LABELED in parts and LABELED in decode:
+            for (_v, _s, _r, lo, part), value in labeled_minute_parts(labeled, whole, {}).items():
+                out.setdefault((lo, part), []).append(value)
         return out
 
 

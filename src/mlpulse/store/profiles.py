@@ -91,10 +91,12 @@ def load_range(
     versions: Iterable[str] | None = None,
     segments: Iterable[str] | None = None,
     blobs: Iterable[str] | None = None,
+    buckets: Iterable[int] | None = None,
 ) -> list[tuple[str, str, int, str, int, bytes | None]]:
     """``(version, segment, bucket, part, n, blob)`` of one resolution in [start, end).
 
     ``blobs`` limits which parts' blobs are read (default: all); others come back as None.
+    ``buckets`` limits the result to those bucket starts.
     """
     parts = [p for p in parts if p in PARTS]
     decoded = [p for p in (parts if blobs is None else blobs) if p in PARTS]
@@ -107,6 +109,9 @@ def load_range(
         f"AND part IN ({in_parts})"
     )
     params: list[Any] = [model_id, resolution, start, end]
+    if buckets is not None:
+        # integers, inlined: an IN list lets DuckDB skip the blobs of unwanted buckets
+        sql += f" AND bucket IN ({', '.join(str(int(b)) for b in buckets) or 'NULL'})"
     if versions is not None:
         sql += " AND list_contains(?, version)"
         params.append(list(versions))
