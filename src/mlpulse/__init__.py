@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from . import errors
 from .client.embedded import Model, Observation, Pulse
+from .client.http import AuthenticationError, RemoteError, ServerUnavailableError
+from .client.remote import RemoteModel, RemotePulse
 from .engine.ingest import IngestReport
 from .errors import ConfigError
 from .metrics.custom import metric
@@ -24,32 +27,41 @@ __version__ = "0.1.0"
 DEFAULT_DB = "./mlpulse.duckdb"
 
 
-def connect(target: str | None = None, *, api_key: str | None = None) -> Pulse:
+def connect(
+    target: str | None = None, *, api_key: str | None = None, **options: Any
+) -> Pulse | RemotePulse:
     """Open an mlpulse store.
 
     ``None`` opens ``$MLPULSE_DB`` or ``./mlpulse.duckdb``; ``":memory:"`` a throwaway store;
     any other string a DuckDB file at that path. ``http://`` and ``https://`` targets name a
-    running mlpulse server.
+    running mlpulse server (``api_key`` defaults to ``$MLPULSE_API_KEY``; ``options`` go to
+    :class:`~mlpulse.client.remote.RemotePulse`: batching, compression, spool, bounds).
     """
     if target is None:
         target = os.environ.get("MLPULSE_DB") or DEFAULT_DB
     if not isinstance(target, str):
         target = os.fspath(target)
     if target.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"cannot connect to {target!r}: this build of mlpulse has no HTTP client yet; "
-            "open a database file instead (mlpulse.connect('path/to/pulse.duckdb'))"
-        )
+        from .client.remote import RemotePulse
+
+        return RemotePulse(target, api_key or os.environ.get("MLPULSE_API_KEY"), **options)
+    if options:
+        raise ConfigError(f"options {sorted(options)} apply only to http(s) targets")
     del api_key
     return Pulse(target)
 
 
 __all__ = [
+    "AuthenticationError",
     "ConfigError",
     "IngestReport",
     "Model",
     "Observation",
     "Pulse",
+    "RemoteError",
+    "RemoteModel",
+    "RemotePulse",
+    "ServerUnavailableError",
     "__version__",
     "connect",
     "errors",

@@ -3,6 +3,8 @@
 ::
 
     mlpulse demo [--duration 6h] [--rate 200] [--seed 7] [--db PATH] [--quiet]
+    mlpulse serve [--db PATH] [--host 127.0.0.1] [--port 8765] [--config FILE] ...
+    mlpulse keys create|list|revoke [--db PATH] ...
     mlpulse version
 
 Each subcommand is a ``_add_<name>`` function that declares its arguments and a
@@ -103,6 +105,121 @@ def _run_version(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "serve",
+        help="run the HTTP API server over a database file",
+        description=(
+            "Run the mlpulse server: the HTTP API under /api/v1, /healthz, /readyz, "
+            "/openapi.json and /docs. Settings come from flags, MLPULSE_* environment "
+            "variables and a TOML config file (flags win). SIGTERM or Ctrl-C stops it "
+            "gracefully: in-flight requests finish and the database is checkpointed."
+        ),
+    )
+    parser.add_argument("--config", help="TOML config file with a [server] table ($MLPULSE_CONFIG)")
+    parser.add_argument("--db", help="database file the server owns (default: ./mlpulse.duckdb)")
+    parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: 8765)")
+    parser.add_argument("--ssl-certfile", help="TLS certificate (PEM); enables HTTPS")
+    parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="listen on a non-loopback address although no API key exists",
+    )
+    parser.add_argument("--log-level", help="debug, info, warning, error (default: info)")
+    parser.add_argument("--log-format", choices=["json", "text"], help="default: json")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body, in bytes")
+    parser.add_argument("--max-rows", type=int, help="most rows in one ingest request")
+    parser.add_argument("--max-features", type=int, help="most feature columns per row")
+    parser.add_argument("--max-string-length", type=int, help="longest string value")
+    parser.add_argument("--root-path", help="path prefix when behind a reverse proxy")
+    parser.add_argument(
+        "--forwarded-allow-ips", help="proxy addresses whose X-Forwarded-* headers are trusted"
+    )
+    return parser
+
+
+_SERVE_SETTINGS = (
+    "db",
+    "host",
+    "port",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "allow_unauthenticated",
+    "log_level",
+    "log_format",
+    "max_body_bytes",
+    "max_rows",
+    "max_features",
+    "max_string_length",
+    "root_path",
+    "forwarded_allow_ips",
+)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .server.config import ServerConfig
+    from .server.run import serve
+
+    overrides = {name: getattr(args, name) for name in _SERVE_SETTINGS}
+    serve(ServerConfig.load(args.config, overrides=overrides))
+    return 0
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _add_keys(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "keys",
+        help="create, list and revoke the server's API keys",
+        description=(
+            "Manage API keys in a database file (stop the server first, or use the admin "
+            "endpoints /api/v1/keys). Once any key exists, every /api request needs one."
+        ),
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    create = actions.add_parser("create", help="create a key and print it (only once)")
+    create.add_argument("--scope", required=True, choices=["ingest", "read", "admin"])
+    create.add_argument("--name", help="a note saying who or what uses the key")
+    listing = actions.add_parser("list", help="list keys (ids, scopes, names; no secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", help="the id shown by `keys list` (or the whole key)")
+    for action in (create, listing, revoke):
+        action.add_argument("--db", default=None, help="database file ($MLPULSE_DB, ./mlpulse.duckdb)")
+    return parser
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    import os
+
+    from .server.keys import KeyStore
+    from .store.database import Store
+
+    store = Store(args.db or os.environ.get("MLPULSE_DB") or "./mlpulse.duckdb")
+    try:
+        keys = KeyStore(store)
+        if args.action == "create":
+            print(keys.create(args.scope, args.name))
+        elif args.action == "list":
+            for key in keys.list():
+                info = key.to_dict()
+                state = f"revoked {info['revoked_at']}" if key.revoked_at else "active"
+                print(f"{key.key_id}  {key.scope:<6}  {info['created_at']}  {state}  {key.name or ''}".rstrip())
+        else:
+            key = keys.revoke(args.key_id)
+            print(f"revoked {key.key_id}")
+    finally:
+        store.close()
+    return 0
+
+
 # --------------------------------------------------------------------------- wiring
 
 _Add = Callable[[argparse._SubParsersAction], argparse.ArgumentParser]
@@ -111,6 +228,8 @@ _Run = Callable[[argparse.Namespace], int]
 #: name -> (declare arguments, run). ``serve`` and later commands go here.
 _COMMANDS: dict[str, tuple[_Add, _Run]] = {
     "demo": (_add_demo, _run_demo),
+    "keys": (_add_keys, _run_keys),
+    "serve": (_add_serve, _run_serve),
     "version": (_add_version, _run_version),
 }
 

@@ -277,9 +277,14 @@ class TestPublicApi:
             assert hasattr(mlpulse, name)
         assert set(mlpulse.__all__) >= {"connect", "metric", "errors"}
 
-    def test_http_target_is_a_config_error(self):
+    def test_http_target_is_remote(self):
+        pulse = mlpulse.connect("http://127.0.0.1:1", on_full="drop")
+        assert isinstance(pulse, mlpulse.RemotePulse)
+        pulse.close(timeout=0)
+
+    def test_remote_options_rejected_for_files(self):
         with pytest.raises(ConfigError, match="http"):
-            mlpulse.connect("http://127.0.0.1:1")
+            mlpulse.connect(":memory:", on_full="drop")
 
     def test_context_manager_closes(self, tmp_path):
         path = str(tmp_path / "cm.duckdb")

@@ -46,6 +46,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 bucket BIGINT NOT NULL,      -- bucket start, microseconds since the epoch
                 part VARCHAR NOT NULL,       -- core | features | labeled
                 n BIGINT NOT NULL,
+                key VARCHAR NOT NULL         -- the blob's key in profile_blobs
+            )""",
+            # Blobs live apart, under a primary key: a query fetches its few blobs through
+            # the index instead of scanning every blob stored beside the ones it needs.
+            """CREATE TABLE profile_blobs (
+                key VARCHAR PRIMARY KEY,
                 blob BLOB NOT NULL
             )""",
             """CREATE TABLE quarantine (

@@ -1,4 +1,10 @@
-"""Reading and writing bucket-profile parts in the ``profiles`` table."""
+"""Reading and writing bucket-profile parts.
+
+``profiles`` holds one small row per part (its key columns and row count) and
+``profile_blobs`` the serialised part under a primary key. Queries filter the small rows,
+then fetch just the blobs they need through the index, so their cost does not grow with the
+volume of blobs stored beside them.
+"""
 
 from __future__ import annotations
 
@@ -13,71 +19,72 @@ PARTS = (CORE, FEATURES, LABELED)
 
 Key = tuple[str, str, str, int, str]  # version, segment, resolution, bucket, part
 
-_KEY_SCHEMA = pa.schema(
-    [
-        ("version", pa.string()),
-        ("segment", pa.string()),
-        ("resolution", pa.string()),
-        ("bucket", pa.int64()),
-        ("part", pa.string()),
-    ]
-)
+#: Keys per IN list: long enough to amortise a query, short enough for an index scan.
+_FETCH_CHUNK = 1000
 
 
-def _keys_table(keys: list[Key]) -> pa.Table:
-    columns: list[Any] = list(zip(*keys, strict=True)) if keys else [[] for _ in range(5)]
-    return pa.table(
-        [pa.array(list(c), type=f.type) for c, f in zip(columns, _KEY_SCHEMA, strict=True)],
-        schema=_KEY_SCHEMA,
-    )
+def blob_key(model_id: int, key: Key) -> str:
+    """The primary key of a part's blob (the unit separator cannot occur in a bucket key)."""
+    version, segment, resolution, bucket, part = key
+    return "\x1f".join((str(model_id), version, segment, resolution, str(int(bucket)), part))
+
+
+def _fetch(conn, keys: list[str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for i in range(0, len(keys), _FETCH_CHUNK):
+        chunk = keys[i : i + _FETCH_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT key, blob FROM profile_blobs WHERE key IN ({marks})", chunk)
+        out.update(rows.fetchall())
+    return out
 
 
 def load(conn, model_id: int, keys: Iterable[Key]) -> dict[Key, Any]:
     """Decoded parts for the keys that exist."""
-    keys = list(keys)
-    if not keys:
+    wanted = {blob_key(model_id, k): k for k in keys}
+    if not wanted:
         return {}
-    wanted = _keys_table(keys)
-    conn.register("__wanted_keys", wanted)
-    try:
-        rows = conn.execute(
-            "SELECT p.version, p.segment, p.resolution, p.bucket, p.part, p.blob FROM profiles p "
-            "JOIN __wanted_keys k ON p.version = k.version AND p.segment = k.segment "
-            "AND p.resolution = k.resolution AND p.bucket = k.bucket AND p.part = k.part "
-            "WHERE p.model_id = ?",
-            [model_id],
-        ).fetchall()
-    finally:
-        conn.unregister("__wanted_keys")
-    return {(v, s, r, int(b), p): decode_part(p, blob) for v, s, r, b, p, blob in rows}
+    found = _fetch(conn, list(wanted))
+    return {wanted[name]: decode_part(wanted[name][4], blob) for name, blob in found.items()}
 
 
 def save(conn, model_id: int, parts: dict[Key, Any]) -> None:
-    """Replace the stored parts for these keys (one delete and one insert)."""
+    """Replace the stored parts for these keys."""
     if not parts:
         return
     keys = list(parts)
-    blobs = [encode_part(k[4], parts[k]) for k in keys]
-    table = _keys_table(keys)
-    table = table.append_column(
-        "n", pa.array([part_rows(k[4], parts[k]) for k in keys], pa.int64())
+    names = [blob_key(model_id, k) for k in keys]
+    columns: list[Any] = list(zip(*keys, strict=True))
+    table = pa.table(
+        {
+            "model_id": pa.array([model_id] * len(keys), pa.int32()),
+            "version": pa.array(columns[0], pa.string()),
+            "segment": pa.array(columns[1], pa.string()),
+            "resolution": pa.array(columns[2], pa.string()),
+            "bucket": pa.array(columns[3], pa.int64()),
+            "part": pa.array(columns[4], pa.string()),
+            "n": pa.array([part_rows(k[4], parts[k]) for k in keys], pa.int64()),
+            "key": pa.array(names, pa.string()),
+        }
     )
-    table = table.append_column("blob", pa.array(blobs, pa.binary()))
+    blobs = pa.table(
+        {
+            "key": table.column("key"),
+            "blob": pa.array([encode_part(k[4], parts[k]) for k in keys], pa.binary()),
+        }
+    )
     conn.register("__new_parts", table)
+    conn.register("__new_blobs", blobs)
     try:
         conn.execute(
-            "DELETE FROM profiles p USING __new_parts k WHERE p.model_id = ? AND p.version = k.version "
-            "AND p.segment = k.segment AND p.resolution = k.resolution AND p.bucket = k.bucket "
-            "AND p.part = k.part",
-            [model_id],
+            "DELETE FROM profiles p USING __new_parts k WHERE p.model_id = k.model_id "
+            "AND p.key = k.key"
         )
-        conn.execute(
-            "INSERT INTO profiles SELECT ?, version, segment, resolution, bucket, part, n, blob "
-            "FROM __new_parts",
-            [model_id],
-        )
+        conn.execute("INSERT INTO profiles SELECT * FROM __new_parts")
+        conn.execute("INSERT OR REPLACE INTO profile_blobs SELECT key, blob FROM __new_blobs")
     finally:
         conn.unregister("__new_parts")
+        conn.unregister("__new_blobs")
 
 
 def load_range(
@@ -99,18 +106,15 @@ def load_range(
     ``buckets`` limits the result to those bucket starts.
     """
     parts = [p for p in parts if p in PARTS]
-    decoded = [p for p in (parts if blobs is None else blobs) if p in PARTS]
-    # part names are internal constants, inlined so DuckDB can push the filter into the scan
+    decoded = {p for p in (parts if blobs is None else blobs) if p in PARTS}
+    # part names are internal constants and buckets integers: safe to inline
     in_parts = ", ".join(f"'{p}'" for p in parts) or "NULL"
-    in_decoded = ", ".join(f"'{p}'" for p in decoded) or "NULL"
     sql = (
-        f"SELECT version, segment, bucket, part, n, CASE WHEN part IN ({in_decoded}) THEN blob END "
-        "FROM profiles WHERE model_id = ? AND resolution = ? AND bucket >= ? AND bucket < ? "
-        f"AND part IN ({in_parts})"
+        "SELECT version, segment, bucket, part, n, key FROM profiles WHERE model_id = ? "
+        f"AND resolution = ? AND bucket >= ? AND bucket < ? AND part IN ({in_parts})"
     )
     params: list[Any] = [model_id, resolution, start, end]
     if buckets is not None:
-        # integers, inlined: an IN list lets DuckDB skip the blobs of unwanted buckets
         sql += f" AND bucket IN ({', '.join(str(int(b)) for b in buckets) or 'NULL'})"
     if versions is not None:
         sql += " AND list_contains(?, version)"
@@ -118,4 +122,6 @@ def load_range(
     if segments is not None:
         sql += " AND list_contains(?, segment)"
         params.append(list(segments))
-    return conn.execute(sql, params).fetchall()
+    rows = conn.execute(sql, params).fetchall()
+    found = _fetch(conn, [r[5] for r in rows if r[3] in decoded])
+    return [(v, s, int(b), p, int(n), found.get(k)) for v, s, b, p, n, k in rows]

@@ -1,0 +1,160 @@
+"""The ASGI application: ``create_app`` wires the store, keys, limits, routes and logs.
+
+>>> from mlpulse.server import ServerConfig, create_app
+>>> app = create_app(ServerConfig(db=":memory:"))
+>>> sorted(r.path for r in app.routes if r.path.startswith("/health") or r.path == "/readyz")
+['/healthz', '/readyz']
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..client.embedded import Pulse
+from . import errors
+from .bodies import Limits
+from .config import ServerConfig
+from .keys import KeyStore
+from .routes import router
+from .schemas import Health
+
+log = logging.getLogger("mlpulse.server")
+access = logging.getLogger("mlpulse.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class AccessLog:
+    """ASGI middleware: one structured log line per request, and an ``X-Request-ID``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        status = [0]
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            state = scope.get("state") or {}
+            client = scope.get("client")
+            access.info(
+                "%s %s %d",
+                scope.get("method"),
+                scope.get("path"),
+                status[0],
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status[0],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "rows": state.get("rows"),
+                    "key_id": state.get("key_id"),
+                    "client": client[0] if client else None,
+                    "request_id": request_id,
+                },
+            )
+
+
+def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None) -> FastAPI:
+    """The mlpulse HTTP API over the store at ``config.db`` (or an open ``pulse``).
+
+    The store is opened at startup (unless given) and closed, checkpointed, at shutdown.
+    """
+    config = config or ServerConfig()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "pulse", None) is None:
+            app.state.pulse = Pulse(config.db)
+            app.state.keys = KeyStore(app.state.pulse.store)
+        app.state.ready = True
+        log.info(
+            "mlpulse server ready",
+            extra={"db": config.db, "auth": app.state.keys.enabled, "version": __version__},
+        )
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            # every ingest request was committed before it was answered: closing
+            # checkpoints the database so the WAL is folded into the file
+            await run_in_threadpool(app.state.pulse.close)
+            log.info("mlpulse server stopped; database closed", extra={"db": config.db})
+
+    app = FastAPI(
+        title="mlpulse",
+        version=__version__,
+        summary="Observability for machine-learning systems in production",
+        description=(
+            "Register models, ingest predictions and late labels (JSON, NDJSON or Arrow IPC), "
+            "and query metrics over any window. See docs/http-api.md."
+        ),
+        lifespan=lifespan,
+        root_path=config.root_path,
+    )
+    app.state.config = config
+    app.state.ready = False
+    app.state.limits = Limits(
+        max_body_bytes=config.max_body_bytes,
+        max_rows=config.max_rows,
+        max_features=config.max_features,
+        max_string_length=config.max_string_length,
+    )
+    app.state.pulse = pulse
+    if pulse is not None:
+        app.state.keys = KeyStore(pulse.store)
+    errors.install(app)
+    app.include_router(router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> dict[str, Any]:
+        """The process is up (no authentication)."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        responses=errors.error_responses(503),
+        tags=["health"],
+    )
+    def readyz(request: Request) -> Any:
+        """The store is open and answers queries (no authentication)."""
+        pulse = getattr(request.app.state, "pulse", None)
+        if not request.app.state.ready or pulse is None:
+            return errors.error_response(503, "starting or stopping", "not_ready")
+        try:
+            schema = pulse.store.schema_version()
+        except Exception as exc:  # the store is unusable: say so, do not crash
+            return errors.error_response(503, f"store unavailable: {exc}", "not_ready")
+        return JSONResponse({"status": "ready", "version": __version__, "schema_version": schema})
+
+    app.add_middleware(AccessLog)
+    return app
+
+
+__all__ = ["AccessLog", "create_app"]

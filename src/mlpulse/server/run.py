@@ -1,0 +1,65 @@
+"""``mlpulse serve``: open the store, check the bind is safe, and run uvicorn.
+
+uvicorn stops on SIGTERM or Ctrl-C: it stops accepting, lets in-flight requests finish
+(``graceful_timeout``), then the app's shutdown closes and checkpoints the database.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..client.embedded import Pulse
+from ..errors import ConfigError
+from . import logs
+from .app import create_app
+from .config import ServerConfig
+from .keys import KeyStore
+
+log = logging.getLogger("mlpulse.server")
+
+
+def check_bind(config: ServerConfig, keys: KeyStore) -> None:
+    """Refuse a non-loopback address without API keys unless explicitly allowed."""
+    if config.loopback or keys.enabled or config.allow_unauthenticated:
+        return
+    raise ConfigError(
+        f"refusing to listen on {config.host}: no API key exists, so anyone who can reach "
+        f"this address could read and write. Create one (mlpulse keys create --db {config.db} "
+        "--scope admin), or pass --allow-unauthenticated if a proxy or firewall guards it"
+    )
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the server in this process until SIGTERM / Ctrl-C."""
+    import uvicorn
+
+    logs.configure(config.log_level, config.log_format)
+    pulse = Pulse(config.db)
+    try:
+        keys = KeyStore(pulse.store)
+        check_bind(config, keys)
+    except BaseException:
+        pulse.close()
+        raise
+    if not keys.enabled:
+        log.warning("no API key exists: the API is open to anyone who can reach it")
+    app = create_app(config, pulse=pulse)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
+        forwarded_allow_ips=config.forwarded_allow_ips,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(config.graceful_timeout),
+        server_header=False,
+        # long query strings (many metrics or features) get a JSON 4xx from the app,
+        # not a plain-text 400 from the HTTP parser
+        h11_max_incomplete_event_size=1024 * 1024,
+    )
+
+
+__all__ = ["check_bind", "serve"]
