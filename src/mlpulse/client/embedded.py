@@ -155,8 +155,11 @@ class Pulse:
     def _store_reference(self, spec: ModelSpec, version: str, table: pa.Table) -> None:
         spec = self.engine.registry.get(spec.name)
         states = reference_features(table, spec)
+        name = reference_table(spec)
+        # The table is created (or widened) in a transaction of its own: DuckDB 2.0 loses
+        # the rows of a bulk INSERT into a table made by CREATE TABLE AS ... LIMIT 0 in the
+        # same transaction (count(*) sees them, scans do not).
         with self.store.write() as conn:
-            name = reference_table(spec)
             conn.register("__ref", table)
             try:
                 exists = conn.execute(
@@ -178,6 +181,11 @@ class Pulse:
                     if column not in have:
                         kind = "DOUBLE" if spec.features.get(column) == "numeric" else "VARCHAR"
                         conn.execute(f'ALTER TABLE {name} ADD COLUMN "{column}" {kind}')
+            finally:
+                conn.unregister("__ref")
+        with self.store.write() as conn:
+            conn.register("__ref", table)
+            try:
                 conn.execute(f"DELETE FROM {name} WHERE __version = ?", [version])
                 conn.execute(
                     f"INSERT INTO {name} BY NAME SELECT ?::VARCHAR AS __version, * FROM __ref",
@@ -424,6 +432,205 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, version={self.version!r})"
+
+    # -- drift, quality, estimation, monitors (mlpulse.drift / quality / estimation / monitors)
+
+    def drift(
+        self,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = "reference",
+        method: Any = "auto",
+        mode: str = "sketch",
+        segment: Any = None,
+        *,
+        thresholds: dict[str, float] | None = None,
+        correction: str | None = "bh",
+        drift_share: float = 0.0,
+        columns: Sequence[str] | None = None,
+        step: Any = None,
+        fallback: bool = True,
+        multivariate: bool | Sequence[str] = False,
+        sample_size: int = 5000,
+        version: str | None = None,
+    ):
+        """Drift of the window ``[start, end)`` against a baseline, per column and overall.
+
+        ``against``: ``"reference"``, a version name, or ``{"start": ..., "end": ...}``.
+        ``method``: ``"auto"``, a method name, or a dict column -> name; ``thresholds``: a
+        dict keyed by method or column name. Returns a :class:`mlpulse.drift.DriftReport`
+        (``.dataset_drift``, ``.to_pandas()``). See ``docs/drift.md``.
+        """
+        from ..drift.compute import compute_drift
+
+        return compute_drift(
+            self._pulse.store,
+            self._pulse.engine.registry,
+            self.spec,
+            version=self.version,
+            versions=self._versions(version),
+            start=start,
+            end=end,
+            against=against,
+            method=method,
+            mode=mode,
+            segment=segment,
+            thresholds=thresholds,
+            correction=correction,
+            drift_share=drift_share,
+            columns=list(columns) if columns is not None else None,
+            step=step,
+            fallback=fallback,
+            multivariate=multivariate if isinstance(multivariate, bool) else list(multivariate),
+            sample_size=sample_size,
+        )
+
+    def quality(
+        self,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        *,
+        constraints: Any = None,
+        infer: bool = True,
+        mode: str = "sketch",
+        version: str | None = None,
+    ):
+        """Constraint violations in ``[start, end)`` (per window with ``step``).
+
+        Constraints: inferred from the reference (``infer=True``), those stored with
+        :meth:`set_constraints`, and ``constraints`` (YAML path or text, or a list).
+        Returns a :class:`mlpulse.quality.check.QualityReport`; ``.to_pandas()`` has the
+        columns column, rule, violations, rows, rate. See ``docs/quality.md``.
+        """
+        from ..quality.check import QualityReport, compute_quality
+
+        return QualityReport(
+            compute_quality(
+                self._pulse.store,
+                self._pulse.engine.registry,
+                self.spec,
+                version=self.version,
+                versions=self._versions(version),
+                start=start,
+                end=end,
+                step=step,
+                segment=segment,
+                mode=mode,
+                constraints=constraints,
+                stored=self.constraints(),
+                infer_rules=infer,
+            )
+        )
+
+    def set_constraints(self, constraints: Any, replace: bool = False) -> None:
+        """Store user constraints (YAML path or text, dicts or ``Constraint`` objects)."""
+        import json as _json
+        from datetime import UTC, datetime
+
+        from ..quality.constraints import parse_constraints
+
+        parsed = parse_constraints(constraints)
+        spec = self.spec
+        with self._pulse.store.write() as conn:
+            if replace:
+                conn.execute("DELETE FROM quality_constraints WHERE model_id = ?", [spec.model_id])
+            for c in parsed:
+                conn.execute(
+                    "DELETE FROM quality_constraints WHERE model_id = ? AND col = ? AND rule = ?",
+                    [spec.model_id, c.column, c.rule],
+                )
+                conn.execute(
+                    "INSERT INTO quality_constraints VALUES (?, ?, ?, ?, ?)",
+                    [
+                        spec.model_id,
+                        c.column,
+                        c.rule,
+                        _json.dumps(c.params),
+                        datetime.now(UTC).replace(tzinfo=None),
+                    ],
+                )
+
+    def constraints(self) -> list:
+        """The user constraints stored for this model."""
+        import json as _json
+
+        from ..quality.constraints import Constraint
+
+        rows = self._pulse.store.fetch_all(
+            "SELECT col, rule, params FROM quality_constraints WHERE model_id = ? "
+            "ORDER BY created_at, col, rule",
+            [self.spec.model_id],
+        )
+        return [Constraint(c, r, _json.loads(p)) for c, r, p in rows]
+
+    def estimate(
+        self,
+        metrics: Sequence[str] | str | None = None,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        *,
+        band: bool = False,
+        mode: str = "sketch",
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Label-free estimates (CBPE) of accuracy, precision, recall, f1, roc_auc per window:
+        the same frame as :meth:`metrics`; ``band=True`` adds ``<metric>_lower``/``_upper``
+        (also in ``frame.attrs["band"]``). See ``docs/estimation.md``."""
+        from ..estimation.compute import compute_estimate
+
+        return compute_estimate(
+            self._pulse.store,
+            self._pulse.engine.registry,
+            self.spec,
+            metrics,
+            version=self.version,
+            versions=self._versions(version),
+            start=start,
+            end=end,
+            step=step,
+            segment=segment,
+            mode=mode,
+            band=band,
+        )
+
+    def log_training_features(self, table: Any, id: str = "id") -> int:
+        """Store the features the model was trained on, keyed by ``id``, for the
+        training/serving skew monitor; returns the number of rows stored."""
+        from ..monitors.training import log_training_features
+
+        return log_training_features(self._pulse.store, self.spec, table, id)
+
+    def skew(self, tolerance: float = 1e-9) -> pd.DataFrame:
+        """Training/serving skew per feature over ids seen in both: column, ids, mismatches,
+        rate."""
+        from ..monitors.training import skew
+
+        return skew(self._pulse.store, self.spec, [self.version], tolerance=tolerance)
+
+    def set_training_info(self, trained_at: Any = None, max_age: Any = None) -> None:
+        """Record when this version was trained and how old it may get (``"30d"``)."""
+        from ..monitors.training import set_training_info
+
+        set_training_info(self._pulse.store, self.spec, self.version, trained_at, max_age)
+
+    def log_resource_usage(self, memory_mb: float, timestamp: Any = None) -> None:
+        """Record a memory sample (MB) of the serving process for this version."""
+        from ..monitors.training import log_resource_usage
+
+        log_resource_usage(self._pulse.store, self.spec, self.version, memory_mb, timestamp)
+
+    def checks(self, start: Any = "-24h", end: Any = "now", **options: Any):
+        """Run the seven ML Test Score monitors; returns a
+        :class:`mlpulse.monitors.MonitorReport` (``.ok``, ``.to_pandas()``). Options:
+        ``against``, ``monitors``, ``skew_tolerance``, ``regression``, ``quality_drop``,
+        ``now``. See ``docs/monitors.md``."""
+        from ..monitors.checks import run_checks
+
+        return run_checks(self, start, end, **options)
 
 
 def _epoch_seconds(timestamp: Any) -> Any:

@@ -13,7 +13,7 @@ Examples
 >>> state = NumericState()
 >>> state.update(np.array([3.0, 1.0, 2.0, np.nan]))
 >>> s = NumericSample.from_state(state)
->>> s.exact, s.n, s.mean, list(s.values)
+>>> s.exact, s.n, s.mean, s.values.tolist()
 (True, 3, 2.0, [1.0, 2.0, 3.0])
 >>> Counts.from_mapping({"a": 3, "b": 1}).proportions(["a", "b", "c"]).tolist()
 [0.75, 0.25, 0.0]
@@ -70,9 +70,11 @@ class NumericSample:
         if n == 0:
             return cls(np.zeros(0), np.zeros(0), 0, math.nan, math.nan, 0.0)
         kll = state.kll
-        pairs = np.array(list(kll), dtype=np.float64).reshape(-1, 2)
-        order = np.argsort(pairs[:, 0], kind="stable")
-        values, weights = pairs[order, 0], pairs[order, 1]
+        # The iterator's weights are unreliable after merges in some datasketches builds;
+        # the sketch's sorted view (get_cdf) is not, so weights come from its ranks.
+        values = np.unique(np.fromiter((item for item, _w in kll), dtype=np.float64))
+        ranks = np.asarray(kll.get_cdf(values, True), dtype=np.float64)[: len(values)]
+        weights = np.diff(np.concatenate([[0.0], ranks])) * n
         estimated = bool(kll.is_estimation_mode())
         return cls(
             values,
@@ -87,7 +89,7 @@ class NumericSample:
         """The values themselves (only meaningful when exact)."""
         if np.all(self.weights == 1):
             return self.values
-        return np.repeat(self.values, self.weights.astype(np.int64))
+        return np.repeat(self.values, np.rint(self.weights).astype(np.int64))
 
     def cdf(self, points: np.ndarray, side: str = "right") -> np.ndarray:
         """Weighted empirical CDF at ``points`` (P[X <= p] for side='right', < for 'left')."""
@@ -95,7 +97,7 @@ class NumericSample:
         total = cum[-1]
         if total == 0:
             return np.full(len(points), math.nan)
-        return cum[np.searchsorted(self.values, points, side=side)] / total
+        return cum[np.searchsorted(self.values, points, side=side)] / total  # type: ignore[call-overload]
 
     def quantiles(self, qs: np.ndarray) -> np.ndarray:
         """Weighted quantiles (inverse CDF, lower) at ``qs``."""
