@@ -192,7 +192,9 @@ def _add_keys(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the id shown by `keys list` (or the whole key)")
     for action in (create, listing, revoke):
-        action.add_argument("--db", default=None, help="database file ($MLPULSE_DB, ./mlpulse.duckdb)")
+        action.add_argument(
+            "--db", default=None, help="database file ($MLPULSE_DB, ./mlpulse.duckdb)"
+        )
     return parser
 
 
@@ -211,7 +213,9 @@ def _run_keys(args: argparse.Namespace) -> int:
             for key in keys.list():
                 info = key.to_dict()
                 state = f"revoked {info['revoked_at']}" if key.revoked_at else "active"
-                print(f"{key.key_id}  {key.scope:<6}  {info['created_at']}  {state}  {key.name or ''}".rstrip())
+                print(
+                    f"{key.key_id}  {key.scope:<6}  {info['created_at']}  {state}  {key.name or ''}".rstrip()
+                )
         else:
             key = keys.revoke(args.key_id)
             print(f"revoked {key.key_id}")

@@ -56,7 +56,13 @@ class Pulse:
         self._batcher = Batcher(self._deliver, self._failed)
         self._closed = False
         ref = weakref.ref(self)
-        atexit.register(lambda: (p := ref()) is not None and p.close())
+
+        def _close_at_exit() -> None:
+            p = ref()
+            if p is not None:
+                p.close()
+
+        atexit.register(_close_at_exit)
 
     # -- registry -----------------------------------------------------------------------
 
@@ -217,6 +223,7 @@ class Pulse:
         log.error("mlpulse: model %r: %d %s rows could not be stored: %s", name, n, kind, exc)
         from ..engine.validate import Quarantine, payloads
 
+        ids: list[str | None]
         if table is None:
             import json
 

@@ -151,7 +151,13 @@ class RemotePulse:
         self._closed = False
         self._lock = threading.Lock()
         ref = weakref.ref(self)
-        atexit.register(lambda: (p := ref()) is not None and p.close())
+
+        def _close_at_exit() -> None:
+            p = ref()
+            if p is not None:
+                p.close()
+
+        atexit.register(_close_at_exit)
 
     # -- registry -----------------------------------------------------------------------
 
@@ -185,14 +191,14 @@ class RemotePulse:
         body: dict[str, Any] = {"name": name}
         if version is not None:
             body["version"] = str(version)
-        for key, value in (
+        for field, value in (
             ("task", task),
             ("prediction", prediction),
             ("label", label),
             ("threshold", threshold),
         ):
             if value is not None:
-                body[key] = value
+                body[field] = value
         if classes is not None:
             body["classes"] = [str(c) for c in classes]
         if segments is not None:
@@ -297,11 +303,12 @@ class RemotePulse:
     def _submit_and_wait(self, envelope: Envelope, wait: bool, timeout: float | None = None) -> Any:
         """Queue an envelope; if ``wait``, return the server's answer (None if it is still
         pending when the server went down or ``timeout`` passed) or raise its error."""
-        envelope.done = threading.Event() if wait else None
-        if not self._sender.submit(envelope) or not wait:
+        done = threading.Event() if wait else None
+        envelope.done = done
+        if not self._sender.submit(envelope) or done is None:
             return None
         deadline = time.monotonic() + (timeout if timeout is not None else self.retry_for + 30)
-        while not envelope.done.wait(0.05):
+        while not done.wait(0.05):
             if self._sender.down or time.monotonic() > deadline:
                 return None
         if envelope.error is not None:

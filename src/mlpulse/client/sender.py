@@ -170,9 +170,10 @@ class Sender:
     def _next(self) -> tuple[Envelope | None, str]:
         with self._cond:
             mem = self._memory[0] if self._memory else None
-            disk_seq = self.spool.head_seq() if self.spool is not None else None
-            if disk_seq is not None and (mem is None or disk_seq < mem.seq):
-                return self.spool.peek(), "disk"
+            spool = self.spool
+            disk_seq = spool.head_seq() if spool is not None else None
+            if spool is not None and disk_seq is not None and (mem is None or disk_seq < mem.seq):
+                return spool.peek(), "disk"
             return mem, "memory"
 
     def _run(self) -> None:
@@ -213,6 +214,7 @@ class Sender:
                 self._wake.clear()
                 continue
             attempt = 0
+            assert response is not None  # no retry means the send returned a response
             self._acknowledge(envelope, where, response)
 
     def _went_down(self, problem: str) -> None:

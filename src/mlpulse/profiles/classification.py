@@ -375,17 +375,22 @@ def _union_exact(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Exact score counts of merged states, or None if any lost them or the union is too big."""
-    if any(p is None for p in parts):
+    present = [p for p in parts if p is not None]
+    if len(present) < len(parts):
         return None
-    if not parts:
+    if not present:
         return _EMPTY_EXACT
-    if sum(len(p[0]) for p in parts) > EXACT_SCORE_CAP * 4:  # cannot fit: skip the work
+    if sum(len(p[0]) for p in present) > EXACT_SCORE_CAP * 4:  # cannot fit: skip the work
         return None
-    values, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    values, inverse = np.unique(np.concatenate([p[0] for p in present]), return_inverse=True)
     if len(values) > EXACT_SCORE_CAP:
         return None
-    pos = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]), minlength=len(values))
-    neg = np.bincount(inverse, weights=np.concatenate([p[2] for p in parts]), minlength=len(values))
+    pos = np.bincount(
+        inverse, weights=np.concatenate([p[1] for p in present]), minlength=len(values)
+    )
+    neg = np.bincount(
+        inverse, weights=np.concatenate([p[2] for p in present]), minlength=len(values)
+    )
     return values, pos.astype(np.int64), neg.astype(np.int64)
 
 

@@ -122,7 +122,9 @@ REFERENCE_BODY = {
         "content": {t: {"schema": _BINARY} for t in REFERENCE_TYPES},
     }
 }
-FRAME_RESPONSE = {200: {"content": {ARROW_STREAM: {"schema": _BINARY}}, "description": "the table"}}
+FRAME_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {ARROW_STREAM: {"schema": _BINARY}}, "description": "the table"}
+}
 
 
 def _pulse(request: Request) -> Any:
