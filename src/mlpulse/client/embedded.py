@@ -200,7 +200,10 @@ class Pulse:
             finally:
                 conn.unregister("__ref")
             profile_store.save(
-                conn, spec.model_id, {(version, "", "reference", 0, "features"): states}
+                conn,
+                spec.model_id,
+                {(version, "", "reference", 0, "features"): states},
+                self.store.blobs,
             )
 
     # -- delivery -----------------------------------------------------------------------

@@ -202,7 +202,7 @@ def reference_states(
     from ..profiles import build_categorical, build_numeric
 
     key = (version, "", "reference", 0, FEATURES)
-    found = profile_store.load(store.cursor(), spec.model_id, [key])
+    found = profile_store.load(store.cursor(), spec.model_id, [key], store.blobs)
     states: dict[str, Any] = dict(found.get(key) or {})
     n = store.fetch_one(
         f"SELECT count(*) FROM {reference_table(spec)} WHERE __version = ?", [version]

@@ -192,10 +192,10 @@ class Engine:
             conn.unregister("__batch")
 
         if fresh:
-            stored = profile_store.load(conn, spec.model_id, fresh.keys())
+            stored = profile_store.load(conn, spec.model_id, fresh.keys(), self.store.blobs)
             for key, value in stored.items():
                 fresh[key] = merge_part(key[4], value, fresh[key])
-            profile_store.save(conn, spec.model_id, fresh)
+            profile_store.save(conn, spec.model_id, fresh, self.store.blobs)
         if dirty:
             self._recompute_labeled(conn, spec, dirty, admitted)
         self._quarantine(conn, spec, version, "prediction", quarantine)
@@ -368,7 +368,7 @@ class Engine:
         finally:
             conn.unregister("__dirty")
         minute = labeled_minute_parts(rows, spec, admitted)
-        profile_store.save(conn, spec.model_id, minute)
+        profile_store.save(conn, spec.model_id, minute, self.store.blobs)
         versions = sorted({k[0] for k in dirty})
         levels = list(RESOLUTIONS)
         for finer, resolution in zip(levels, levels[1:], strict=False):
@@ -382,6 +382,7 @@ class Engine:
                 end=buckets[-1] + width,
                 parts=[LABELED],
                 versions=versions,
+                cache=self.store.blobs,
             )
             wanted = set(buckets)
             from .parts import decode_part
@@ -391,7 +392,9 @@ class Engine:
                 for v, s, b, p, _n, blob in blobs
                 if blob is not None and int(b) - int(b) % width in wanted
             }
-            profile_store.save(conn, spec.model_id, rollup(finer_parts, resolution))
+            profile_store.save(
+                conn, spec.model_id, rollup(finer_parts, resolution), self.store.blobs
+            )
 
     # -- quarantine and stats -----------------------------------------------------------
 

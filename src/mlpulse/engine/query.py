@@ -148,6 +148,7 @@ class WindowQuery:
                 segments=[segment],
                 blobs=decode,
                 buckets=sorted(starts),
+                cache=self.store.blobs,
             )
             for _version, _segment, bucket, part, n, blob in found:
                 if bucket in starts:

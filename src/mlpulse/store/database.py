@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import StoreError, StoreLockedError
+from .cache import BlobCache
 from .migrations import MIGRATIONS
 
 _PID = re.compile(r"PID (\d+)")
@@ -101,6 +102,7 @@ class Store:
                 ) from None
             raise StoreError(f"cannot open the database file {path!r}: {text}") from None
         self.lock = threading.RLock()
+        self.blobs = BlobCache()
         # Cursor creation is guarded apart from the write lock, so reads never queue
         # behind a long write transaction.
         self._cursor_lock = threading.Lock()
@@ -115,12 +117,19 @@ class Store:
         """Hold the write lock and a transaction; commit on success, roll back on error."""
         with self.lock:
             self._conn.execute("BEGIN TRANSACTION")
+            self.blobs.begin()
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self.blobs.rollback()
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self.blobs.rollback()
+                raise
+            self.blobs.commit()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's read cursor (sees committed data; never waits for a writer)."""

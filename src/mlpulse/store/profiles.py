@@ -2,8 +2,9 @@
 
 ``profiles`` holds one small row per part (its key columns and row count) and
 ``profile_blobs`` the serialised part under a primary key. Queries filter the small rows,
-then fetch just the blobs they need through the index, so their cost does not grow with the
-volume of blobs stored beside them.
+then take the blobs they need from the store's :class:`~mlpulse.store.cache.BlobCache`,
+going to ``profile_blobs`` only for those it lacks: a DuckDB scan reads every blob stored
+beside the wanted ones, so the hot path must not depend on it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from typing import Any
 import pyarrow as pa
 
 from ..engine.parts import CORE, FEATURES, LABELED, decode_part, encode_part, part_rows
+from .cache import BlobCache
 
 PARTS = (CORE, FEATURES, LABELED)
 
 Key = tuple[str, str, str, int, str]  # version, segment, resolution, bucket, part
-
-#: Keys per IN list: long enough to amortise a query, short enough for an index scan.
-_FETCH_CHUNK = 1000
 
 
 def blob_key(model_id: int, key: Key) -> str:
@@ -29,31 +28,61 @@ def blob_key(model_id: int, key: Key) -> str:
     return "\x1f".join((str(model_id), version, segment, resolution, str(int(bucket)), part))
 
 
-def _fetch(conn, keys: list[str]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for i in range(0, len(keys), _FETCH_CHUNK):
-        chunk = keys[i : i + _FETCH_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT key, blob FROM profile_blobs WHERE key IN ({marks})", chunk)
-        out.update(rows.fetchall())
-    return out
+def _fetch(conn, keys: list[str], cache: BlobCache | None) -> dict[str, bytes]:
+    """Blobs by key: from the cache where it has them, the rest in one database query."""
+    found = cache.get_many(keys) if cache is not None else {}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        conn.register("__wanted_blobs", pa.table({"key": pa.array(missing, pa.string())}))
+        try:
+            rows = conn.execute(
+                "SELECT b.key, b.blob FROM profile_blobs b SEMI JOIN __wanted_blobs w ON b.key = w.key"
+            ).fetchall()
+        finally:
+            conn.unregister("__wanted_blobs")
+        fetched = dict(rows)
+        if cache is not None:
+            cache.remember(fetched)
+        found.update(fetched)
+    return found
 
 
-def load(conn, model_id: int, keys: Iterable[Key]) -> dict[Key, Any]:
+def _existing(conn, model_id: int, names: list[str]) -> list[str]:
+    """Which of these blob keys are stored (asks the small ``profiles`` rows, not the blobs)."""
+    conn.register("__wanted_keys", pa.table({"key": pa.array(names, pa.string())}))
+    try:
+        rows = conn.execute(
+            "SELECT p.key FROM profiles p SEMI JOIN __wanted_keys w ON p.key = w.key "
+            "WHERE p.model_id = ?",
+            [model_id],
+        ).fetchall()
+    finally:
+        conn.unregister("__wanted_keys")
+    return [r[0] for r in rows]
+
+
+def load(
+    conn, model_id: int, keys: Iterable[Key], cache: BlobCache | None = None
+) -> dict[Key, Any]:
     """Decoded parts for the keys that exist."""
     wanted = {blob_key(model_id, k): k for k in keys}
     if not wanted:
         return {}
-    found = _fetch(conn, list(wanted))
-    return {wanted[name]: decode_part(wanted[name][4], blob) for name, blob in found.items()}
+    names = list(wanted)
+    cached = cache.get_many(names) if cache is not None else {}
+    rest = [n for n in names if n not in cached]
+    if rest:
+        cached.update(_fetch(conn, _existing(conn, model_id, rest), cache))
+    return {wanted[name]: decode_part(wanted[name][4], blob) for name, blob in cached.items()}
 
 
-def save(conn, model_id: int, parts: dict[Key, Any]) -> None:
+def save(conn, model_id: int, parts: dict[Key, Any], cache: BlobCache | None = None) -> None:
     """Replace the stored parts for these keys."""
     if not parts:
         return
     keys = list(parts)
     names = [blob_key(model_id, k) for k in keys]
+    encoded = [encode_part(k[4], parts[k]) for k in keys]
     columns: list[Any] = list(zip(*keys, strict=True))
     table = pa.table(
         {
@@ -67,12 +96,7 @@ def save(conn, model_id: int, parts: dict[Key, Any]) -> None:
             "key": pa.array(names, pa.string()),
         }
     )
-    blobs = pa.table(
-        {
-            "key": table.column("key"),
-            "blob": pa.array([encode_part(k[4], parts[k]) for k in keys], pa.binary()),
-        }
-    )
+    blobs = pa.table({"key": table.column("key"), "blob": pa.array(encoded, pa.binary())})
     conn.register("__new_parts", table)
     conn.register("__new_blobs", blobs)
     try:
@@ -85,6 +109,8 @@ def save(conn, model_id: int, parts: dict[Key, Any]) -> None:
     finally:
         conn.unregister("__new_parts")
         conn.unregister("__new_blobs")
+    if cache is not None:
+        cache.put_many(dict(zip(names, encoded, strict=True)))
 
 
 def load_range(
@@ -99,6 +125,7 @@ def load_range(
     segments: Iterable[str] | None = None,
     blobs: Iterable[str] | None = None,
     buckets: Iterable[int] | None = None,
+    cache: BlobCache | None = None,
 ) -> list[tuple[str, str, int, str, int, bytes | None]]:
     """``(version, segment, bucket, part, n, blob)`` of one resolution in [start, end).
 
@@ -123,5 +150,5 @@ def load_range(
         sql += " AND list_contains(?, segment)"
         params.append(list(segments))
     rows = conn.execute(sql, params).fetchall()
-    found = _fetch(conn, [r[5] for r in rows if r[3] in decoded])
+    found = _fetch(conn, [r[5] for r in rows if r[3] in decoded], cache)
     return [(v, s, int(b), p, int(n), found.get(k)) for v, s, b, p, n, k in rows]
