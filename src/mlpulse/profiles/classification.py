@@ -241,19 +241,19 @@ class BinaryState:
             "brier_sum": self.brier_sum,
         }
         if self.exact is not None:
-            # exact scores as float64 bytes, counts as msgpack ints; the histograms follow
+            # exact scores as float64 bytes, counts as packed ints; the histograms follow
             values, pos, neg = self.exact
-            out["exact"] = [values.astype("<f8").tobytes(), pos.tolist(), neg.tolist()]
+            out["exact"] = [values.astype("<f8").tobytes(), pack_counts(pos), pack_counts(neg)]
             return out
         pi, pc = self.pos.sparse()
         ni, nc = self.neg.sparse()
-        # Sparse: bin indices as uint16 bytes, counts as msgpack ints (mostly 1 byte).
+        # Sparse: bin indices as uint16 bytes, counts as packed ints.
         out["exact"] = None
         out.update(
             pos_idx=pi.astype("<u2").tobytes(),
-            pos_cnt=pc.tolist(),
+            pos_cnt=pack_counts(pc),
             neg_idx=ni.astype("<u2").tobytes(),
-            neg_cnt=nc.tolist(),
+            neg_cnt=pack_counts(nc),
         )
         return out
 
@@ -266,14 +266,14 @@ class BinaryState:
         exact = d["exact"]
         if exact is not None:
             values = np.frombuffer(exact[0], "<f8").copy()
-            pos, neg = np.asarray(exact[1], np.int64), np.asarray(exact[2], np.int64)
+            pos, neg = unpack_counts(exact[1]), unpack_counts(exact[2])
             s.exact = (values, pos, neg)
             return s
 
         def hist(prefix: str) -> ScoreHistogram:
             return ScoreHistogram(
                 np.frombuffer(d[prefix + "_idx"], "<u2"),
-                np.asarray(d[prefix + "_cnt"], dtype=np.int64),
+                unpack_counts(d[prefix + "_cnt"]),
             )
 
         s.pos, s.neg = hist("pos"), hist("neg")
@@ -350,6 +350,19 @@ def build_binary(
         s.pos = ScoreHistogram(key_bins[mid:hi], counts[mid:hi])
     _attach_exact(states, y, score, g, n_groups)
     return states
+
+
+def pack_counts(counts: np.ndarray) -> list[Any]:
+    """Non-negative counts as ``[width, bytes]``: the narrowest unsigned little-endian ints
+    that hold them (decoding bytes is much faster than a list of ints)."""
+    top = int(counts.max()) if len(counts) else 0
+    width = 1 if top < 2**8 else 2 if top < 2**16 else 4 if top < 2**32 else 8
+    return [width, counts.astype(f"<u{width}").tobytes()]
+
+
+def unpack_counts(packed: list[Any]) -> np.ndarray:
+    width, raw = packed
+    return np.frombuffer(raw, f"<u{int(width)}").astype(np.int64)
 
 
 def score_bins(scores: np.ndarray) -> np.ndarray:
