@@ -14,8 +14,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-#: Default bound on cached bytes: ``$MLPULSE_CACHE_MB`` or 256 MB.
-DEFAULT_CACHE_MB = 256
+#: Default bound on cached bytes: ``$MLPULSE_CACHE_MB`` or 192 MB.
+DEFAULT_CACHE_MB = 192
 
 
 def cache_bytes() -> int:

@@ -25,11 +25,11 @@ _PID = re.compile(r"PID (\d+)")
 
 
 #: DuckDB's buffer pool would otherwise grow to 80% of RAM, crowding the service it runs in.
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "768MB"
 
 
 def memory_limit() -> str:
-    """DuckDB memory limit: ``$MLPULSE_MEMORY_LIMIT`` (e.g. ``"4GB"``) or 1 GB."""
+    """DuckDB memory limit: ``$MLPULSE_MEMORY_LIMIT`` (e.g. ``"4GB"``) or 768 MB."""
     return os.environ.get("MLPULSE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._time import RESOLUTIONS
 from ..engine.parts import CORE, FEATURES, LABELED, decode_part, encode_part, part_rows
 from .cache import BlobCache
 
@@ -152,3 +153,37 @@ def load_range(
     rows = conn.execute(sql, params).fetchall()
     found = _fetch(conn, [r[5] for r in rows if r[3] in decoded], cache)
     return [(v, s, int(b), p, int(n), found.get(k)) for v, s, b, p, n, k in rows]
+
+
+def load_buckets(
+    conn,
+    model_id: int,
+    wanted: dict[str, Iterable[int]],
+    *,
+    parts: Iterable[str],
+    versions: Iterable[str],
+    segments: Iterable[str],
+    blobs: Iterable[str],
+    cache: BlobCache | None = None,
+) -> list[tuple[str, int, str, int, bytes | None]]:
+    """``(resolution, bucket, part, n, blob)`` for the given buckets of several resolutions,
+    in one query; ``blobs`` names the parts whose blobs are read (others come back None)."""
+    parts = [p for p in parts if p in PARTS]
+    decoded = {p for p in blobs if p in PARTS}
+    clauses = [
+        f"(resolution = '{resolution}' AND bucket IN ({', '.join(str(int(b)) for b in sorted(starts))}))"
+        for resolution, starts in wanted.items()
+        if resolution in RESOLUTIONS and starts
+    ]
+    if not clauses or not parts:
+        return []
+    # resolutions, parts and buckets are internal constants or integers: safe to inline
+    in_parts = ", ".join(f"'{p}'" for p in parts)
+    rows = conn.execute(
+        "SELECT resolution, bucket, part, n, key FROM profiles WHERE model_id = ? "
+        f"AND part IN ({in_parts}) AND ({' OR '.join(clauses)}) "
+        "AND list_contains(?, version) AND list_contains(?, segment)",
+        [model_id, list(versions), list(segments)],
+    ).fetchall()
+    found = _fetch(conn, [r[4] for r in rows if r[2] in decoded], cache)
+    return [(r, int(b), p, int(n), found.get(k)) for r, b, p, n, k in rows]
