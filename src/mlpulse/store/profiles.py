@@ -9,7 +9,7 @@ beside the wanted ones, so the hot path must not depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -158,7 +158,7 @@ def load_range(
 def load_buckets(
     conn,
     model_id: int,
-    wanted: dict[str, Iterable[int]],
+    wanted: Mapping[str, Iterable[int]],
     *,
     parts: Iterable[str],
     versions: Iterable[str],
