@@ -2,7 +2,8 @@
 
 Measures, from one client:
 
-* Arrow ingest: ``model.log_batch`` of 50,000-row Arrow batches (20 features) through the
+* Arrow ingest: ``model.log_batch`` of ``--batch-rows`` (default 200,000) Arrow rows (20 features,
+  in event-time order, as a live service sends them) through the
   remote client (gzip on, and off); target >= 200,000 predictions/s;
 * JSON ingest: raw ``POST`` of ``{"rows": [...]}`` bodies of 10,000 rows; target >= 30,000/s;
 * metrics query p50 while 20,000 predictions/s are ingested in the background; target
@@ -46,9 +47,20 @@ def free_port() -> int:
 def start_server(db: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(db), "--port", str(port),
-         "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlpulse.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -71,8 +83,10 @@ def batches(table: pa.Table, size: int) -> list[pa.Table]:
     return [table.slice(i, size) for i in range(0, table.num_rows, size)]
 
 
-def arrow_ingest(url: str, table: pa.Table, name: str, compression: str | None) -> float:
-    with mlpulse.connect(url, compression=compression, batch_rows=50_000) as pulse:
+def arrow_ingest(
+    url: str, table: pa.Table, name: str, compression: str | None, batch_rows: int
+) -> float:
+    with mlpulse.connect(url, compression=compression, batch_rows=batch_rows) as pulse:
         model = pulse.model(name, version="v1", **_data.MODEL_KW)
         t0 = time.perf_counter()
         report = model.log_batch(table, id="id", timestamp="timestamp")
@@ -119,7 +133,8 @@ def sustained(url: str, pid: int, seconds: float, rate: int, name: str) -> dict[
                 t0 = time.perf_counter()
                 batch = _data.predictions(rate, seed=i, start=start, end=end)
                 batch = batch.set_column(
-                    batch.column_names.index("id"), "id",
+                    batch.column_names.index("id"),
+                    "id",
                     pa.array([f"s{i}_{j}" for j in range(rate)]),
                 )
                 model.log_batch(batch, id="id", timestamp="timestamp")
@@ -138,9 +153,15 @@ def sustained(url: str, pid: int, seconds: float, rate: int, name: str) -> dict[
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
             t0 = time.perf_counter()
-            r = client.get(f"/api/v1/models/{name}/versions/v1/metrics",
-                           params={"metrics": "accuracy,f1,roc_auc,count", "start": str(start_s),
-                                   "end": str(end_s), "step": "1h"})
+            r = client.get(
+                f"/api/v1/models/{name}/versions/v1/metrics",
+                params={
+                    "metrics": "accuracy,f1,roc_auc,count",
+                    "start": str(start_s),
+                    "end": str(end_s),
+                    "step": "1h",
+                },
+            )
             r.raise_for_status()
             latencies.append(time.perf_counter() - t0)
             rss.append(rss_mib(pid))
@@ -159,12 +180,14 @@ def sustained(url: str, pid: int, seconds: float, rate: int, name: str) -> dict[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=None, help="Arrow rows (default 1,000,000)")
     ap.add_argument("--json-rows", type=int, default=None, help="JSON rows (default 200,000)")
     ap.add_argument("--duration", type=float, default=None, help="sustained seconds (default 60)")
     ap.add_argument("--quick", action="store_true", help="small smoke sizes")
+    ap.add_argument("--batch-rows", type=int, default=200_000, help="rows per Arrow batch")
     ap.add_argument("--no-save", action="store_true", help="do not append to results/")
     args = ap.parse_args()
     n = args.rows or (200_000 if args.quick else 1_000_000)
@@ -172,22 +195,26 @@ def main() -> None:
     duration = args.duration or (20.0 if args.quick else 60.0)
 
     start, end = _data.day_range(days=1)
-    table = _data.predictions(n, seed=1, start=start, end=end)
-    json_table = _data.predictions(n_json, seed=2, start=start, end=end)
+    # A live service sends its predictions in event-time order, so each batch covers a
+    # stretch of the day rather than all of it (the embedded baseline gets the same batches).
+    table = _data.predictions(n, seed=1, start=start, end=end).sort_by("timestamp")
+    json_table = _data.predictions(n_json, seed=2, start=start, end=end).sort_by("timestamp")
     with tempfile.TemporaryDirectory(prefix="mlpulse-bench-http-") as tmp:
         tmp = Path(tmp)
         with mlpulse.connect(str(tmp / "embedded.duckdb")) as pulse:
             model = pulse.model("base", version="v1", **_data.MODEL_KW)
             t0 = time.perf_counter()
-            for chunk in batches(table, 50_000):
+            for chunk in batches(table, args.batch_rows):
                 model.log_batch(chunk, id="id", timestamp="timestamp")
             embedded = n / (time.perf_counter() - t0)
         progress(f"embedded baseline: {embedded:,.0f} rows/s")
         proc, url = start_server(tmp / "server.duckdb")
         try:
-            arrow_plain = arrow_ingest(url, table, "arrow_plain", None)
+            arrow_plain = arrow_ingest(url, table, "arrow_plain", None, args.batch_rows)
             progress(f"HTTP Arrow (no compression): {arrow_plain:,.0f} rows/s")
-            arrow_gzip = arrow_ingest(url, table.slice(0, n // 2), "arrow_gzip", "gzip")
+            arrow_gzip = arrow_ingest(
+                url, table.slice(0, n // 2), "arrow_gzip", "gzip", args.batch_rows
+            )
             progress(f"HTTP Arrow (gzip): {arrow_gzip:,.0f} rows/s")
             json_rate = json_ingest(url, json_table, "json")
             progress(f"HTTP JSON: {json_rate:,.0f} rows/s")
@@ -211,8 +238,14 @@ def main() -> None:
         target("metrics p50 under 20k/s ingest (ms)", load["query_p50_ms"], "<=", 50, "ms"),
         target("server RSS max (MiB)", load["rss_max_mib"], "<", 1536, "MiB"),
     ]
-    emit("http", args.quick, metrics, targets,
-         params={"rows": n, "json_rows": n_json, "duration_s": duration}, save=not args.no_save)
+    emit(
+        "http",
+        args.quick,
+        metrics,
+        targets,
+        params={"rows": n, "json_rows": n_json, "duration_s": duration},
+        save=not args.no_save,
+    )
 
 
 if __name__ == "__main__":
