@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._time import RESOLUTIONS, now_micros
 from ..schema import ModelSpec, to_arrow
@@ -24,9 +25,9 @@ from ..store import profiles as profile_store
 from ..store.database import Store, quote
 from ..store.database import arrow as query_arrow
 from ..store.registry import Registry, feedback_table, pending_table, raw_table
-from .parts import LABELED, merge_part
+from .parts import LABELED, decode_part, merge_part
 from .profiling import batch_parts, labeled_minute_parts, rollup
-from .validate import CleanBatch, Quarantine, validate_feedback, validate_predictions
+from .validate import CleanBatch, Quarantine, payloads, validate_feedback, validate_predictions
 
 log = logging.getLogger("mlpulse.ingest")
 
@@ -249,8 +250,6 @@ class Engine:
         admitted: dict[str, set[str]] = {}
         for column in spec.segments:
             if column in batch.column_names:
-                import pyarrow.compute as pc
-
                 seen = pc.unique(batch.column(column).cast(pa.string())).drop_null().to_pylist()
                 admitted[column] = self.registry.admit_segment_values(
                     conn, spec, column, sorted(seen)
@@ -385,8 +384,6 @@ class Engine:
                 cache=self.store.blobs,
             )
             wanted = set(buckets)
-            from .parts import decode_part
-
             finer_parts = {
                 (v, s, finer, int(b), p): decode_part(p, blob)
                 for v, s, b, p, _n, blob in blobs
@@ -450,8 +447,6 @@ def _merge_quarantine(
     q: Quarantine, arrow: pa.Table, rows: np.ndarray, ids: list, reasons: list[str]
 ) -> Quarantine:
     """Add rows found bad after validation (duplicate ids) to a quarantine."""
-    from .validate import payloads
-
     merged_rows = np.concatenate([q.rows, rows])
     order = np.argsort(merged_rows, kind="stable")
     all_ids = q.ids + list(ids)

@@ -25,6 +25,7 @@ from ..profiles import (
 )
 from ..schema import NUMERIC, OTHER_SEGMENT, ModelSpec
 from .parts import CORE, FEATURES, LABELED, CoreState, copy_part, merge_part
+from .validate import to_float, to_string
 
 #: key of a stored profile part: (version, segment, resolution, bucket, part)
 Key = tuple[str, str, str, int, str]
@@ -253,8 +254,6 @@ def reference_features(table: pa.Table, spec: ModelSpec) -> dict[str, Any]:
     n = table.num_rows
     group = np.zeros(n, dtype=np.int64)
     out: dict[str, Any] = {}
-    from .validate import to_float, to_string
-
     for column, kind in spec.features.items():
         if column not in table.column_names:
             continue
