@@ -1,4 +1,6 @@
-"""BlobCache: bounded LRU, staged writes visible only to their transaction until commit."""
+"""The store's caches: bounded LRU, staged writes visible only to their transaction until
+commit, readers never caching what a concurrent commit changed; memoised merges; and the
+queries that rely on them seeing every write."""
 
 from __future__ import annotations
 
@@ -7,21 +9,21 @@ import threading
 import pytest
 
 import mlpulse
-from mlpulse.store.cache import BlobCache
+from mlpulse.store.cache import InputMemo, TxnCache
 
 
-class TestBlobCache:
-    """The cache never serves a blob that the database does not hold committed."""
+class TestTxnCache:
+    """The cache never serves a value that the database does not hold committed."""
 
     def test_lru_bound(self) -> None:
-        cache = BlobCache(max_bytes=10)
+        cache = TxnCache(max_bytes=10)
         cache.put_many({"a": b"12345", "b": b"67890"})
         cache.get_many(["a"])  # a becomes most recent
         cache.put_many({"c": b"xyz"})
         assert sorted(cache.get_many(["a", "b", "c"])) == ["a", "c"]
 
     def test_staged_until_commit_and_private_to_the_writer(self) -> None:
-        cache = BlobCache(max_bytes=1000)
+        cache = TxnCache(max_bytes=1000)
         cache.begin()
         cache.put_many({"k": b"new"})
         assert cache.get_many(["k"]) == {"k": b"new"}  # read-your-writes
@@ -34,12 +36,71 @@ class TestBlobCache:
         assert cache.get_many(["k"]) == {"k": b"new"}
 
     def test_rollback_discards(self) -> None:
-        cache = BlobCache(max_bytes=1000)
+        cache = TxnCache(max_bytes=1000)
         cache.put_many({"k": b"old"})
         cache.begin()
         cache.put_many({"k": b"new"})
         cache.rollback()
         assert cache.get_many(["k"]) == {"k": b"old"}
+
+    def test_drop_is_staged_until_commit(self) -> None:
+        cache = TxnCache(max_bytes=1000)
+        cache.put_many({"k": b"old"})
+        cache.begin()
+        cache.drop_many(["k"])
+        assert cache.get_many(["k"]) == {}
+        seen: dict[str, bytes] = {}
+        other = threading.Thread(target=lambda: seen.update(cache.get_many(["k"])))
+        other.start()
+        other.join()
+        assert seen == {"k": b"old"}
+        cache.commit()
+        assert cache.get_many(["k"]) == {}
+
+    def test_reader_never_caches_what_a_later_commit_changed(self) -> None:
+        cache = TxnCache(max_bytes=1000)
+        since = cache.generation  # a reader notes the generation, then reads the database
+        cache.begin()
+        cache.drop_many(["a"])  # ... while a writer changes "a" and commits
+        cache.commit()
+        cache.remember({"a": b"stale", "b": b"fine"}, since)
+        assert cache.get_many(["a", "b"]) == {"b": b"fine"}
+
+    def test_reader_never_overwrites_a_newer_value(self) -> None:
+        cache = TxnCache(max_bytes=1000)
+        since = cache.generation
+        cache.put_many({"a": b"new"})
+        cache.remember({"a": b"old"}, since)
+        assert cache.get_many(["a"]) == {"a": b"new"}
+
+    def test_reader_too_far_behind_caches_nothing(self) -> None:
+        cache = TxnCache(max_bytes=10_000)
+        since = cache.generation
+        for i in range(300):  # more commits than the cache keeps track of
+            cache.put_many({f"k{i}": b"x"})
+        cache.remember({"z": b"maybe stale"}, since)
+        assert cache.get_many(["z"]) == {}
+
+
+class TestInputMemo:
+    def test_hit_only_for_the_same_objects(self) -> None:
+        memo = InputMemo(max_bytes=100)
+        a, b = b"one", b"two"
+        memo.put("k", (a, b), "merged", size=10)
+        assert memo.get("k", (a, b)) == "merged"
+        assert memo.get("k", (a,)) is None  # a bucket went missing
+        assert memo.get("k", (a, b, b"three")) is None  # a bucket appeared
+        assert memo.get("k", (a, bytes(bytearray(b"two")))) is None  # rewritten, equal bytes
+
+    def test_bounded(self) -> None:
+        memo = InputMemo(max_bytes=25)
+        for i in range(5):
+            memo.put(i, (), i, size=10)
+        assert [memo.get(i, ()) for i in range(5)] == [None, None, None, 3, 4]
+
+
+class TestQueriesSeeEveryWrite:
+    """Cached entries, edge-minute rows and memoised merges never hide a later write."""
 
     def test_failed_ingest_leaves_cache_and_metrics_consistent(self, tmp_path) -> None:
         """A batch that fails mid-transaction leaves no trace in the cached profiles."""
@@ -63,4 +124,35 @@ class TestBlobCache:
         model.log_feedback_batch({"id": ["a"], "y": [1]})
         out = model.metrics(["accuracy"], start="2026-01-01", end="2026-01-02")
         assert out["n_labeled"].iloc[0] == 1 and out["accuracy"].iloc[0] == 1.0
+        pulse.close()
+
+    def test_repeated_query_sees_rows_and_labels_in_edge_minutes(self, tmp_path) -> None:
+        pulse = mlpulse.connect(str(tmp_path / "e.duckdb"))
+        model = pulse.model("m", task="binary", prediction="score", label="y")
+        model.log_batch(
+            {"id": ["a", "b"], "score": [0.9, 0.2], "ts": ["2026-01-01T00:00:10Z"] * 2},
+            timestamp="ts",
+        )
+        window = {"start": "2026-01-01T00:00:05Z", "end": "2026-01-01T00:10:30Z", "step": "5min"}
+        first = model.metrics(["count", "accuracy"], **window)
+        assert first["n"].tolist() == [2, 0, 0]
+        # new rows in both edge minutes and in an interior (empty, cached as absent) bucket
+        model.log_batch(
+            {
+                "id": ["c", "d", "e"],
+                "score": [0.8, 0.7, 0.1],
+                "ts": ["2026-01-01T00:00:20Z", "2026-01-01T00:10:20Z", "2026-01-01T00:06:00Z"],
+            },
+            timestamp="ts",
+        )
+        again = model.metrics(["count", "accuracy"], **window)
+        assert again["n"].tolist() == [3, 1, 1]
+        assert again["n_labeled"].tolist() == [0, 0, 0]
+        model.log_feedback_batch({"id": ["a", "b", "c", "d", "e"], "y": [1, 0, 0, 1, 1]})
+        labeled = model.metrics(["count", "accuracy"], **window)
+        assert labeled["n_labeled"].tolist() == [3, 1, 1]
+        assert labeled["accuracy"].tolist() == [2 / 3, 0.0, 1.0]
+        model.log_feedback_batch({"id": ["c"], "y": [1]})  # a correction in an edge minute
+        corrected = model.metrics(["accuracy"], **window)
+        assert corrected["accuracy"].tolist() == [1.0, 0.0, 1.0]
         pulse.close()

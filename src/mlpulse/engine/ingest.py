@@ -187,6 +187,10 @@ class Engine:
             )
             try:
                 dirty = self._insert_raw(conn, spec, version, batch)
+                minutes = batch.column("__minute").to_numpy()
+                if len(minutes):  # sorted above: the distinct minutes are where values change
+                    starts = np.flatnonzero(np.diff(minutes, prepend=minutes[0] - 1))
+                    self.store.raw_rows_changed(spec.model_id, minutes[starts].tolist())
             finally:
                 fresh = profiling.result() if profiling is not None else {}
         finally:
@@ -333,6 +337,7 @@ class Engine:
                     strict=True,
                 )
             )
+            self.store.raw_rows_changed(spec.model_id, {minute for _, minute in keys})
             admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}
             self._recompute_labeled(conn, spec, sorted(keys), admitted)
         self._quarantine(conn, spec, None, "feedback", clean.quarantine)

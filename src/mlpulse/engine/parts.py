@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from ..profiles import codec
 
@@ -159,3 +161,23 @@ def part_rows(part: str, value: Any) -> int:
     if part == FEATURES:
         return max((int(getattr(s, "rows", 0)) for s in value.values()), default=0)
     return int(getattr(value, "n", 0))
+
+
+def approx_nbytes(value: Any, depth: int = 4) -> int:
+    """Rough memory a part holds (its numpy arrays and bytes, a few levels deep), for
+    bounding caches of decoded parts."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, bytes | bytearray | str):
+        return len(value)
+    if depth == 0 or value is None or isinstance(value, int | float):
+        return 32
+    items: Iterable[Any]
+    if isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        slots = [getattr(value, name, None) for name in getattr(type(value), "__slots__", ())]
+        items = [*slots, *getattr(value, "__dict__", {}).values()]
+    return 64 + sum(approx_nbytes(item, depth - 1) for item in items)

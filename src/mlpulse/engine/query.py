@@ -3,7 +3,9 @@
 Each window is cut into the fewest aligned stored buckets (days, then hours, then minutes,
 see :func:`mlpulse._time.decompose`); the sub-minute edges no bucket covers are profiled
 from raw rows on the fly, so results are exact for counts and sums whatever the bounds.
-All buckets of all windows are fetched with one query per resolution.
+The buckets' entries come from the store's profile cache (one query for any it lacks);
+merges of runs of adjacent buckets and the raw rows of edge minutes are cached too, so a
+repeated query (a dashboard refreshing) costs little more than its Python bookkeeping.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .._time import MINUTE, RESOLUTIONS, decompose, from_micros, parse_duration, to_micros
+from .._time import MINUTE, decompose, from_micros, parse_duration, to_micros
 from ..errors import ConfigError, UnknownMetricError
 from ..metrics.builtin import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
 from ..metrics.custom import registered
@@ -25,8 +28,9 @@ from ..schema import OTHER_SEGMENT, ModelSpec
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
 from ..store.database import arrow as query_arrow
+from ..store.profiles import blob_key
 from ..store.registry import Registry, raw_table
-from .parts import CORE, FEATURES, LABELED, decode_part, merge_all, part_rows
+from .parts import CORE, FEATURES, LABELED, approx_nbytes, decode_part, merge_all, part_rows
 from .profiling import group_parts, labeled_minute_parts, segment_slices
 
 TASK_METRICS: dict[str, dict[str, Callable[[Any], float]]] = {
@@ -125,40 +129,37 @@ class WindowQuery:
             raise ValueError("query features separately from core and labeled parts")
         finest = "hour" if FEATURES in parts else "minute"
         plans = [decompose(lo, hi, finest) for lo, hi in bounds]
-        wanted: dict[str, set[int]] = {r: set() for r in RESOLUTIONS}
-        partial_ranges: list[tuple[int, int]] = []
-        for buckets, partial in plans:
+        model_id = self.spec.model_id
+        # the blob keys of every (resolution, bucket, part) the windows use, over versions
+        names: dict[tuple[str, int, str], list[str]] = {}
+        for buckets, _partial in plans:
             for resolution, bucket in buckets:
-                wanted[resolution].add(bucket)
-            partial_ranges.extend(partial)
-
-        stored: dict[tuple[str, int, str], list[tuple[int, bytes | None]]] = {}
+                for part in parts:
+                    if (resolution, bucket, part) not in names:
+                        names[(resolution, bucket, part)] = [
+                            blob_key(model_id, (v, segment, resolution, bucket, part))
+                            for v in versions
+                        ]
         cur = self.store.cursor()
-        found = profile_store.load_buckets(
-            cur,
-            self.spec.model_id,
-            wanted,
-            parts=parts,
-            versions=versions,
-            segments=[segment],
-            blobs=decode,
-            cache=self.store.blobs,
+        found = profile_store.entries(
+            cur, [name for group in names.values() for name in group], self.store.blobs
         )
-        for resolution, bucket, part, n, blob in found:
-            stored.setdefault((resolution, bucket, part), []).append((n, blob))
+        partial_ranges = [r for _buckets, partial in plans for r in partial]
         partial_parts = self._partials(cur, partial_ranges, parts, versions, segment, decode)
 
         out = []
         for buckets, partial in plans:
+            runs = _runs(buckets)
             merged: dict[str, Any] = {}
             for part in parts:
                 n = 0
                 values = []
-                for resolution, bucket in buckets:
-                    for rows, blob in stored.get((resolution, bucket, part), ()):
-                        n += rows
-                        if blob is not None:
-                            values.append(decode_part(part, blob))
+                for run in runs:
+                    run_names = tuple(name for r, b in run for name in names[(r, b, part)])
+                    present = [found[name] for name in run_names if name in found]
+                    n += sum(rows for rows, _blob in present)
+                    if present and part in decode:
+                        values.append(self._run_state(part, run_names, present))
                 for lo, _hi in partial:
                     for piece in partial_parts.get((lo, part), ()):
                         if isinstance(piece, int):  # counted, not decoded
@@ -170,6 +171,22 @@ class WindowQuery:
                 merged[part] = merge_all(part, values) if part in decode else None
             out.append(merged)
         return out
+
+    def _run_state(self, part: str, run_names: tuple[str, ...], present: list) -> Any:
+        """The merged state of a run of adjacent buckets of one resolution.
+
+        Merges are memoised against the very blobs they came from: the windows of a
+        repeated query (a dashboard refreshing) share them until a bucket is rewritten.
+        The memoised state is shared, so callers must merge it into a new state, never
+        into it (``merge_all`` does so).
+        """
+        blobs = tuple(blob for _rows, blob in present)
+        memo = self.store.merged_runs
+        state = memo.get(run_names, blobs)
+        if state is None:
+            state = merge_all(part, [decode_part(part, blob) for blob in blobs])
+            memo.put(run_names, blobs, state, approx_nbytes(state))
+        return state
 
     def _partials(
         self,
@@ -191,38 +208,12 @@ class WindowQuery:
         if FEATURES in parts:
             needed += list(spec.features)
         needed += [c for c in spec.segments if c in spec.features and c not in needed]
-        columns = ", ".join(quote(c) for c in needed)
-        # The edges of all windows lie in a few minutes: fetch those minutes' rows in one
-        # scan (zone maps on __minute bound it to the query's span), then cut them into the
-        # exact ranges here. Ranges of one query never overlap.
-        ranges = sorted(ranges)
-        minutes = np.unique(
-            np.concatenate(
-                [np.arange(lo - lo % MINUTE, hi, MINUTE, dtype=np.int64) for lo, hi in ranges]
-            )
-        )
-        # integers, inlined: DuckDB turns a short constant IN list into a filter on the scan;
-        # long lists (feature edges span up to an hour each) are left to the range cut below
-        minute_filter = (
-            f"AND __minute IN ({', '.join(str(int(m)) for m in minutes)}) "
-            if len(minutes) <= 512
-            else ""
-        )
-        rows = query_arrow(
-            cur,
-            f"SELECT {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
-            f"WHERE __minute BETWEEN ? AND ? {minute_filter}"
-            "AND list_contains(?, __version)",
-            [int(minutes[0]), int(minutes[-1]), versions],
-        )
-        los = np.array([lo for lo, _ in ranges], dtype=np.int64)
-        his = np.array([hi for _, hi in ranges], dtype=np.int64)
-        at = rows.column("__at").to_numpy()
-        which = np.searchsorted(los, at, side="right") - 1
-        inside = (which >= 0) & (at < his[np.maximum(which, 0)])
-        order = np.argsort(at[inside], kind="stable")  # grouping below is cheaper when sorted
-        table = rows.drop_columns(["__at"]).filter(pa.array(inside)).take(pa.array(order))
-        table = table.append_column("__minute", pa.array(los[which[inside]][order], pa.int64()))
+        ranges = sorted(set(ranges))  # ranges of one query never overlap
+        if FEATURES in parts:
+            table = self._scan_ranges(cur, ranges, needed)
+        else:
+            table = self._cached_ranges(cur, ranges, needed)
+        table = table.filter(pc.is_in(table.column("__version"), pa.array(versions, pa.string())))
         if table.num_rows == 0:
             return {}
         admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}
@@ -238,14 +229,16 @@ class WindowQuery:
             if part in decode:
                 continue
             keys = starts if part != LABELED else labeled.column("__minute").to_numpy()
-            found, counts = np.unique(keys, return_counts=True)
-            for lo, count in zip(found.tolist(), counts.tolist(), strict=True):
+            # keys are sorted: count the runs
+            edges = np.flatnonzero(np.diff(keys, prepend=-1, append=-1))
+            for lo, count in zip(keys[edges[:-1]].tolist(), np.diff(edges).tolist(), strict=True):
                 out[(lo, part)] = [int(count)]
-        versions_col = table.column("__version").to_numpy(zero_copy_only=False)
-        for version in np.unique(versions_col):
-            wanted = tuple(p for p in parts if p != LABELED and p in decode)
-            if wanted:
-                sub = table.filter(pa.array(versions_col == version))
+        wanted = tuple(p for p in parts if p != LABELED and p in decode)
+        if wanted:
+            versions_col = table.column("__version")
+            present = pc.unique(versions_col).to_pylist()
+            for version in present:
+                sub = table if len(present) == 1 else table.filter(pc.equal(versions_col, version))
                 for (_v, _s, _r, lo, part), value in group_parts(
                     sub,
                     whole,
@@ -260,6 +253,121 @@ class WindowQuery:
             for (_v, _s, _r, lo, part), value in labeled_minute_parts(labeled, whole, {}).items():
                 out.setdefault((lo, part), []).append(value)
         return out
+
+    def _cached_ranges(self, cur, ranges: list[tuple[int, int]], needed: list[str]) -> pa.Table:
+        """Rows in the ranges (each inside one minute), sorted by time, with ``__minute`` set
+        to the start of each row's range; taken from the store's cache of minute rows."""
+        minutes = sorted({lo - lo % MINUTE for lo, _hi in ranges})
+        by_minute = self._minute_rows(cur, minutes, needed)
+        pieces: list[pa.Table] = []
+        range_starts: list[int] = []
+        counts: list[int] = []
+        for lo, hi in ranges:
+            rows = by_minute[lo - lo % MINUTE]
+            at = rows.column("__at").to_numpy()
+            first, last = np.searchsorted(at, [lo, hi]).tolist()
+            if last > first:
+                pieces.append(rows.slice(first, last - first).select(needed))
+                range_starts.append(lo)
+                counts.append(last - first)
+        if not pieces:
+            return (
+                by_minute[minutes[0]]
+                .select(needed)
+                .slice(0, 0)
+                .append_column("__minute", pa.array([], pa.int64()))
+            )
+        table = pa.concat_tables(pieces).combine_chunks()
+        return table.append_column(
+            "__minute", pa.array(np.repeat(np.array(range_starts, np.int64), counts))
+        )
+
+    def _minute_rows(self, cur, minutes: list[int], needed: list[str]) -> dict[int, pa.Table]:
+        """Each minute's raw rows (all versions), sorted by ``__at`` (event time in µs).
+
+        Window edges of a repeated query fall in the same few minutes again and again, and
+        finding a minute's rows means scanning the raw table's minute column: the rows are
+        cached per minute, dropped whenever a write changes that minute.
+        """
+        spec = self.spec
+        cache = self.store.minute_rows
+        keys = [(spec.model_id, m) for m in minutes]
+        out = {
+            key[1]: rows
+            for key, rows in cache.get_many(keys).items()
+            if set(needed).issubset(rows.column_names)
+        }
+        missing = [m for m in minutes if m not in out]
+        if not missing:
+            return out
+        since = cache.generation
+        columns = ", ".join(quote(c) for c in needed)
+        if missing[-1] - missing[0] == (len(missing) - 1) * MINUTE:  # one run: a range filter
+            where = f"__minute BETWEEN {missing[0]} AND {missing[-1]}"
+        else:
+            # an IN list lets DuckDB skip row groups by their minute ranges (zone maps)
+            listed = ", ".join(str(m) for m in missing)
+            where = f"__minute BETWEEN {missing[0]} AND {missing[-1]} AND __minute IN ({listed})"
+        rows = query_arrow(
+            cur,
+            f"SELECT __minute, {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
+            f"WHERE {where} ORDER BY __at",
+        )
+        of_row = rows.column("__minute").to_numpy()
+        rows = rows.drop_columns(["__minute"])
+        bounds = np.searchsorted(of_row, [*missing, missing[-1] + MINUTE]).tolist()
+        fetched = {}
+        for i, minute in enumerate(missing):
+            # a compact copy per minute, so evicting one frees its memory
+            fetched[(spec.model_id, minute)] = rows.take(
+                pa.array(np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+            )
+        cache.remember(fetched, since)
+        out.update((key[1], table) for key, table in fetched.items())
+        return out
+
+    def _scan_ranges(self, cur, ranges: list[tuple[int, int]], needed: list[str]) -> pa.Table:
+        """Rows in the ranges (feature edges may span up to an hour each), sorted by time,
+        with ``__minute`` set to the start of each row's range; one scan of the raw table."""
+        spec = self.spec
+        columns = ", ".join(quote(c) for c in needed)
+        minutes = np.unique(
+            np.concatenate(
+                [np.arange(lo - lo % MINUTE, hi, MINUTE, dtype=np.int64) for lo, hi in ranges]
+            )
+        )
+        # integers, inlined: DuckDB turns a short constant IN list into a filter on the scan;
+        # long lists are left to the range cut below
+        minute_filter = (
+            f"AND __minute IN ({', '.join(str(int(m)) for m in minutes)}) "
+            if len(minutes) <= 512
+            else ""
+        )
+        rows = query_arrow(
+            cur,
+            f"SELECT {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
+            f"WHERE __minute BETWEEN ? AND ? {minute_filter}",
+            [int(minutes[0]), int(minutes[-1])],
+        )
+        los = np.array([lo for lo, _ in ranges], dtype=np.int64)
+        his = np.array([hi for _, hi in ranges], dtype=np.int64)
+        at = rows.column("__at").to_numpy()
+        which = np.searchsorted(los, at, side="right") - 1
+        inside = (which >= 0) & (at < his[np.maximum(which, 0)])
+        order = np.argsort(at[inside], kind="stable")  # grouping below is cheaper when sorted
+        table = rows.drop_columns(["__at"]).filter(pa.array(inside)).take(pa.array(order))
+        return table.append_column("__minute", pa.array(los[which[inside]][order], pa.int64()))
+
+
+def _runs(buckets: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """Split a window's buckets (in time order) into runs of one resolution."""
+    runs: list[list[tuple[str, int]]] = []
+    for bucket in buckets:
+        if runs and runs[-1][0][0] == bucket[0]:
+            runs[-1].append(bucket)
+        else:
+            runs.append([bucket])
+    return runs
 
 
 def compute_metrics(

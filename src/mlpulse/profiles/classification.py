@@ -207,22 +207,31 @@ class BinaryState:
         out.exact = _union_exact([state.exact for state in filled])
         if out.exact is not None:
             return out
-        # one bincount per class over every piece: exact scores binned, histograms as they are
+        # per class: dense histograms added as vectors, every sparse piece in one bincount
+        # (exact scores binned)
         pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"pos": [], "neg": []}
+        dense: dict[str, list[np.ndarray]] = {"pos": [], "neg": []}
         for state in filled:
             if state.exact is not None and state._pos is None:
                 bins = score_bins(state.exact[0])
                 pieces["pos"].append((bins, state.exact[1]))
                 pieces["neg"].append((bins, state.exact[2]))
-            else:
-                pieces["pos"].append(state.pos.sparse())
-                pieces["neg"].append(state.neg.sparse())
+                continue
+            for name, hist in (("pos", state.pos), ("neg", state.neg)):
+                if hist._dense is not None:
+                    dense[name].append(hist._dense)
+                else:
+                    pieces[name].append(hist.sparse())
         for name, parts in pieces.items():
-            hist = ScoreHistogram()
+            total = np.zeros(N_SCORE_BINS, np.int64)
             if parts:
                 idx = np.concatenate([p[0] for p in parts])
                 cnt = np.concatenate([p[1] for p in parts])
-                hist._dense = np.bincount(idx, weights=cnt, minlength=N_SCORE_BINS).astype(np.int64)
+                total += np.bincount(idx, weights=cnt, minlength=N_SCORE_BINS).astype(np.int64)
+            for array in dense[name]:
+                total += array
+            hist = ScoreHistogram()
+            hist._dense = total
             setattr(out, name, hist)
         return out
 
@@ -333,23 +342,69 @@ def build_binary(
     log_loss = np.bincount(g, weights=loss, minlength=n_groups).tolist()
     brier = np.bincount(g, weights=(y - clipped) ** 2, minlength=n_groups).tolist()
 
-    bins = score_bins(score)
-    keys, counts = np.unique((g * 2 + y) * N_SCORE_BINS + bins, return_counts=True)
-    label_of = keys // N_SCORE_BINS  # = group * 2 + label, sorted
-    bounds = np.searchsorted(label_of, np.arange(2 * n_groups + 1))
-    key_bins = keys % N_SCORE_BINS
-
     states = [BinaryState(threshold) for _ in range(n_groups)]
     for i in np.flatnonzero(n).tolist():
         s = states[i]
         s.n = n[i]
         s.tn, s.fp, s.fn, s.tp = cells[i]
         s.log_loss_sum, s.brier_sum = log_loss[i], brier[i]
-        lo, mid, hi = bounds[2 * i], bounds[2 * i + 1], bounds[2 * i + 2]
-        s.neg = ScoreHistogram(key_bins[lo:mid], counts[lo:mid])
-        s.pos = ScoreHistogram(key_bins[mid:hi], counts[mid:hi])
-    _attach_exact(states, y, score, g, n_groups)
+    _attach_scores(states, y, score, g, n_groups)
     return states
+
+
+def _order_by_group_and_score(g: np.ndarray, score: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row order sorted by group, then score."""
+    if len(g) >= 100 * n_groups and np.all(g[1:] >= g[:-1]):
+        # rows already grouped (edges of a window, minutes of a batch): sorting each
+        # group's scores is several times faster than a lexsort of all rows
+        bounds = np.searchsorted(g, np.arange(n_groups + 1)).tolist()
+        return np.concatenate(
+            [lo + np.argsort(score[lo:hi]) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        )
+    return np.lexsort((score, g))
+
+
+def _attach_scores(
+    states: list[BinaryState], y: np.ndarray, score: np.ndarray, g: np.ndarray, n_groups: int
+) -> None:
+    """Give each group its exact score counts if it has few distinct scores, else its score
+    histograms; one sort serves both (bins ascend with the scores inside a group)."""
+    if len(y) == 0:
+        return
+    order = _order_by_group_and_score(g, score, n_groups)
+    gs, ss, ys = g[order], score[order], y[order]
+    start = np.ones(len(gs), dtype=bool)
+    start[1:] = (gs[1:] != gs[:-1]) | (ss[1:] != ss[:-1])
+    run = np.cumsum(start) - 1
+    run_group = gs[start]
+    run_value = ss[start]
+    run_pos = np.bincount(run, weights=ys, minlength=len(run_value)).astype(np.int64)
+    run_neg = np.bincount(run, minlength=len(run_value)) - run_pos
+    distinct = np.bincount(run_group, minlength=n_groups)
+    bounds = np.searchsorted(run_group, np.arange(n_groups + 1)).tolist()
+    wide = distinct > EXACT_SCORE_CAP
+    if wide.any():
+        # (group, bin) of each run is non-decreasing: histogram cells are runs of runs
+        cell = run_group * N_SCORE_BINS + score_bins(run_value)
+        first = np.ones(len(cell), dtype=bool)
+        first[1:] = cell[1:] != cell[:-1]
+        cells = cell[first]
+        at = np.flatnonzero(first)
+        pos, neg = np.add.reduceat(run_pos, at), np.add.reduceat(run_neg, at)
+        cell_bounds = np.searchsorted(cells // N_SCORE_BINS, np.arange(n_groups + 1)).tolist()
+    for i, state in enumerate(states):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi == lo:
+            continue
+        if wide[i]:
+            c_lo, c_hi = cell_bounds[i], cell_bounds[i + 1]
+            bins = cells[c_lo:c_hi] % N_SCORE_BINS  # distinct, ascending
+            state.exact = None
+            for name, counts in (("pos", pos[c_lo:c_hi]), ("neg", neg[c_lo:c_hi])):
+                keep = counts > 0
+                setattr(state, name, ScoreHistogram(bins[keep], counts[keep]))
+        else:
+            state.exact = (run_value[lo:hi], run_pos[lo:hi], run_neg[lo:hi])
 
 
 def pack_counts(counts: np.ndarray) -> list[Any]:
@@ -405,31 +460,6 @@ def _union_exact(
         inverse, weights=np.concatenate([p[2] for p in present]), minlength=len(values)
     )
     return values, pos.astype(np.int64), neg.astype(np.int64)
-
-
-def _attach_exact(
-    states: list[BinaryState], y: np.ndarray, score: np.ndarray, g: np.ndarray, n_groups: int
-) -> None:
-    """Give each group with few distinct scores its exact score counts (one sort for all)."""
-    if len(y) == 0:
-        return
-    order = np.lexsort((score, g))
-    gs, ss, ys = g[order], score[order], y[order]
-    start = np.ones(len(gs), dtype=bool)
-    start[1:] = (gs[1:] != gs[:-1]) | (ss[1:] != ss[:-1])
-    run = np.cumsum(start) - 1
-    run_group = gs[start]
-    run_value = ss[start]
-    run_pos = np.bincount(run, weights=ys, minlength=len(run_value)).astype(np.int64)
-    run_all = np.bincount(run, minlength=len(run_value))
-    distinct = np.bincount(run_group, minlength=n_groups)
-    bounds = np.searchsorted(run_group, np.arange(n_groups + 1))
-    for i, state in enumerate(states):
-        if distinct[i] > EXACT_SCORE_CAP:
-            state.exact = None
-        elif distinct[i]:
-            lo, hi = bounds[i], bounds[i + 1]
-            state.exact = (run_value[lo:hi], run_pos[lo:hi], run_all[lo:hi] - run_pos[lo:hi])
 
 
 class MulticlassState:

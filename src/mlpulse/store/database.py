@@ -18,11 +18,17 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import StoreError, StoreLockedError
-from .cache import BlobCache
+from .cache import InputMemo, TxnCache
 from .migrations import MIGRATIONS
+from .profiles import profile_cache
 
 _PID = re.compile(r"PID (\d+)")
 
+
+#: Bound on the cached raw rows of window-edge minutes (a few hundred minutes of a busy model).
+MINUTE_ROWS_BYTES = 32 * 1024 * 1024
+#: Bound on memoised merges (a dense binary-classifier state is ~160 kB).
+MERGED_RUNS_BYTES = 64 * 1024 * 1024
 
 #: DuckDB's buffer pool would otherwise grow to 80% of RAM, crowding the service it runs in.
 DEFAULT_MEMORY_LIMIT = "768MB"
@@ -102,7 +108,12 @@ class Store:
                 ) from None
             raise StoreError(f"cannot open the database file {path!r}: {text}") from None
         self.lock = threading.RLock()
-        self.blobs = BlobCache()
+        # profile entries, and the raw rows of minutes that window edges fell in lately:
+        # both staged by write transactions, so readers only ever see committed data
+        self.blobs = profile_cache()
+        self.minute_rows = TxnCache(MINUTE_ROWS_BYTES, size=lambda rows: rows.nbytes)
+        # merged states of runs of stored buckets, valid while their blobs are the same
+        self.merged_runs = InputMemo(MERGED_RUNS_BYTES)
         # Cursor creation is guarded apart from the write lock, so reads never queue
         # behind a long write transaction.
         self._cursor_lock = threading.Lock()
@@ -117,19 +128,28 @@ class Store:
         """Hold the write lock and a transaction; commit on success, roll back on error."""
         with self.lock:
             self._conn.execute("BEGIN TRANSACTION")
-            self.blobs.begin()
+            caches = (self.blobs, self.minute_rows)
+            for cache in caches:
+                cache.begin()
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
-                self.blobs.rollback()
+                for cache in caches:
+                    cache.rollback()
                 raise
             try:
                 self._conn.execute("COMMIT")
             except BaseException:
-                self.blobs.rollback()
+                for cache in caches:
+                    cache.rollback()
                 raise
-            self.blobs.commit()
+            for cache in caches:
+                cache.commit()
+
+    def raw_rows_changed(self, model_id: int, minutes) -> None:
+        """Tell the minute-row cache that a write changed these minutes' raw rows."""
+        self.minute_rows.drop_many((model_id, int(m)) for m in set(minutes))
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's read cursor (sees committed data; never waits for a writer)."""
