@@ -55,6 +55,8 @@ SHOWN = {
         ("p50_ms_small", "query p50, small N (ms)", "{:.1f}"),
         ("p50_ms_large", "query p50, large N (ms)", "{:.1f}"),
         ("ratio_large_vs_small", "large / small", "{:.2f}x"),
+        ("first_ms_large", "first query in the process, large N (ms)", "{:.1f}"),
+        ("p50_uncached_runs_ms_large", "p50 with runs and edges uncached, large N (ms)", "{:.1f}"),
         ("large_ingest_rows_per_s", "large-N ingest (rows/s, 1M chunks)", "{:,.0f}"),
     ],
     "memory": [
