@@ -738,3 +738,86 @@ class TestVersions:
         frame = v1.metrics(BINARY, start="2026-01-05", end="2026-01-08")
         ref.check(frame.iloc[0], ref.expected("binary", d1, pred="score", label="churned"))
         assert v2.metrics(["count"], start="2026-01-05", end="2026-01-08")["n"].iloc[0] == 0
+
+
+class TestEdgesFromMinuteProfiles:
+    """An edge range holding all or none of its minute's rows is answered from the minute's
+    stored profile (the event-time span kept in the core part); others from raw rows."""
+
+    @pytest.fixture
+    def minute_model(self, pulse):
+        model = pulse.model("edges", task="binary", prediction="score", label="y")
+        rng = np.random.default_rng(7)
+        n = 60
+        ts = pd.Timestamp("2026-03-01T12:00:00Z") + pd.to_timedelta(
+            np.sort(rng.uniform(0, 30, n)), unit="s"
+        )
+        df = pd.DataFrame(
+            {
+                "id": [f"r{i}" for i in range(n)],
+                "ts": ts,
+                "score": rng.random(n),
+                "y": rng.integers(0, 2, n),
+            }
+        )
+        model.log_batch(df.drop(columns=["y"]), timestamp="ts")
+        model.log_feedback_batch(df[["id", "y"]])
+        return model, df
+
+    def test_edge_holding_all_rows_needs_no_raw_rows(self, minute_model, monkeypatch):
+        from sklearn.metrics import accuracy_score, roc_auc_score
+
+        from mlpulse.engine.query import WindowQuery
+
+        def no_raw_rows(*args, **kwargs):
+            raise AssertionError("raw rows were read")
+
+        monkeypatch.setattr(WindowQuery, "_cached_ranges", no_raw_rows)
+        model, df = minute_model
+        # head edge [11:00:00.5, 11:01) holds none of 11:00's (absent) rows; tail edge
+        # [12:00:00, 12:00:45) holds all of 12:00's rows, which end before 12:00:30
+        out = model.metrics(
+            ["accuracy", "roc_auc"], start="2026-03-01T11:00:00.5Z", end="2026-03-01T12:00:45Z"
+        )
+        assert out["n"].iloc[0] == 60 and out["n_labeled"].iloc[0] == 60
+        pred = (df["score"] >= 0.5).astype(int)
+        assert out["accuracy"].iloc[0] == pytest.approx(accuracy_score(df["y"], pred), abs=1e-12)
+        assert out["roc_auc"].iloc[0] == pytest.approx(roc_auc_score(df["y"], df["score"]))
+
+    def test_edge_cutting_through_rows_reads_them(self, minute_model, monkeypatch):
+        from mlpulse.engine.query import WindowQuery
+
+        model, df = minute_model
+        calls = []
+        original = WindowQuery._cached_ranges
+
+        def counted(self, cur, ranges, needed):
+            calls.append(ranges)
+            return original(self, cur, ranges, needed)
+
+        monkeypatch.setattr(WindowQuery, "_cached_ranges", counted)
+        end = pd.Timestamp("2026-03-01T12:00:15Z")
+        out = model.metrics(["count"], start="2026-03-01T11:00:00Z", end=end)
+        assert out["n"].iloc[0] == int((df["ts"] < end).sum())
+        assert calls == [[(to_us("2026-03-01T12:00:00Z"), to_us(end))]]
+
+    def test_profiles_without_a_time_span_fall_back_to_raw_rows(self):
+        import msgpack
+
+        from mlpulse.engine.parts import CoreState
+
+        old = CoreState.from_bytes(
+            msgpack.packb(
+                {"n": 2, "positives": 1, "prediction": None, "latency": None, "type_errors": {}}
+            )
+        )
+        assert old.first_ts is None and old.last_ts is None
+        known = CoreState(n=3, first_ts=10, last_ts=20)
+        merged = CoreState.merge_many([known, old])
+        assert merged.n == 5 and merged.first_ts is None  # unknown stays unknown
+        both = CoreState.merge_many([CoreState(), known, CoreState(n=1, first_ts=5, last_ts=7)])
+        assert (both.first_ts, both.last_ts) == (5, 20)
+
+
+def to_us(value) -> int:
+    return int(pd.Timestamp(value).value // 1000)

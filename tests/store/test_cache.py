@@ -57,29 +57,31 @@ class TestTxnCache:
         cache.commit()
         assert cache.get_many(["k"]) == {}
 
-    def test_reader_never_caches_what_a_later_commit_changed(self) -> None:
+    def test_reader_never_caches_what_a_concurrent_commit_changed(self) -> None:
         cache = TxnCache(max_bytes=1000)
-        since = cache.generation  # a reader notes the generation, then reads the database
-        cache.begin()
-        cache.drop_many(["a"])  # ... while a writer changes "a" and commits
-        cache.commit()
-        cache.remember({"a": b"stale", "b": b"fine"}, since)
+        with cache.filling() as remember:  # a reader starts reading the database ...
+            cache.begin()
+            cache.drop_many(["a"])  # ... while a writer changes "a" and commits
+            cache.commit()
+            remember({"a": b"stale", "b": b"fine"})
         assert cache.get_many(["a", "b"]) == {"b": b"fine"}
+        with cache.filling() as remember:  # a later reader sees the new rows: cached
+            remember({"a": b"new"})
+        assert cache.get_many(["a"]) == {"a": b"new"}
 
     def test_reader_never_overwrites_a_newer_value(self) -> None:
         cache = TxnCache(max_bytes=1000)
-        since = cache.generation
-        cache.put_many({"a": b"new"})
-        cache.remember({"a": b"old"}, since)
+        with cache.filling() as remember:
+            cache.put_many({"a": b"new"})
+            remember({"a": b"old"})
         assert cache.get_many(["a"]) == {"a": b"new"}
 
-    def test_reader_too_far_behind_caches_nothing(self) -> None:
-        cache = TxnCache(max_bytes=10_000)
-        since = cache.generation
-        for i in range(300):  # more commits than the cache keeps track of
-            cache.put_many({f"k{i}": b"x"})
-        cache.remember({"z": b"maybe stale"}, since)
-        assert cache.get_many(["z"]) == {}
+    def test_a_failed_read_leaves_nothing_behind(self) -> None:
+        cache = TxnCache(max_bytes=1000)
+        with pytest.raises(RuntimeError), cache.filling():
+            raise RuntimeError("query failed")
+        cache.put_many({"a": b"x"})  # no reader is left to be told about it
+        assert cache._fills == []
 
 
 class TestInputMemo:

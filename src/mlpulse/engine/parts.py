@@ -32,9 +32,26 @@ class CoreState:
     prediction: Any = None  # NumericState or CategoricalState
     latency: Any = None  # LatencyState
     type_errors: dict[str, int] = field(default_factory=dict)
+    # earliest and latest event time of the rows (µs), so a window edge that holds all or
+    # none of a bucket's rows needs no raw rows; None where unknown
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+    def _merge_times(self, other: CoreState) -> None:
+        if not other.n:
+            return
+        if self.n == other.n:  # self held no rows before
+            self.first_ts, self.last_ts = other.first_ts, other.last_ts
+        elif self.first_ts is None or other.first_ts is None:
+            self.first_ts = self.last_ts = None
+        else:
+            assert self.last_ts is not None and other.last_ts is not None
+            self.first_ts = min(self.first_ts, other.first_ts)
+            self.last_ts = max(self.last_ts, other.last_ts)
 
     def merge(self, other: CoreState) -> None:
         self.n += other.n
+        self._merge_times(other)
         self.positives += other.positives
         if other.prediction is not None:
             if self.prediction is None:
@@ -62,6 +79,7 @@ class CoreState:
         out = cls()
         for state in states:
             out.n += state.n
+            out._merge_times(state)
             out.positives += state.positives
             for column, count in state.type_errors.items():
                 out.type_errors[column] = out.type_errors.get(column, 0) + count
@@ -85,6 +103,8 @@ class CoreState:
                 else None,
                 "latency": codec.encode(self.latency) if self.latency is not None else None,
                 "type_errors": self.type_errors,
+                "first_ts": self.first_ts,
+                "last_ts": self.last_ts,
             },
             use_bin_type=True,
         )
@@ -98,6 +118,8 @@ class CoreState:
             prediction=codec.decode(d["prediction"]) if d["prediction"] is not None else None,
             latency=codec.decode(d["latency"]) if d["latency"] is not None else None,
             type_errors=dict(d["type_errors"]),
+            first_ts=d.get("first_ts"),  # absent from parts stored before it was kept
+            last_ts=d.get("last_ts"),
         )
 
 

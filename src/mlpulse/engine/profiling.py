@@ -148,6 +148,20 @@ def _core_states(
         column: np.bincount(group, weights=mask if rows is None else mask[rows], minlength=g)
         for column, mask in (type_errors or {}).items()
     }
+    first: list[int | None] = [None] * g
+    last: list[int | None] = [None] * g
+    if "__ts" in table.column_names and len(group):
+        ts = _take(table.column("__ts"), rows).cast(pa.int64()).to_numpy()
+        if np.all(group[1:] >= group[:-1]):  # rows grouped (sorted by bucket): no sort needed
+            starts = np.flatnonzero(np.diff(group, prepend=-1))
+            first = np.minimum.reduceat(ts, starts).tolist()
+            last = np.maximum.reduceat(ts, starts).tolist()
+        else:
+            lo = np.full(g, np.iinfo(np.int64).max)
+            hi = np.full(g, np.iinfo(np.int64).min)
+            np.minimum.at(lo, group, ts)
+            np.maximum.at(hi, group, ts)
+            first, last = lo.tolist(), hi.tolist()
     return [
         CoreState(
             n=int(counts[i]),
@@ -155,6 +169,8 @@ def _core_states(
             prediction=pred_states[i],
             latency=lat_states[i],
             type_errors={c: int(e[i]) for c, e in errors.items() if e[i]},
+            first_ts=first[i],
+            last_ts=last[i],
         )
         for i in range(g)
     ]

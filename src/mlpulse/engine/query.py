@@ -130,11 +130,13 @@ class WindowQuery:
         finest = "hour" if FEATURES in parts else "minute"
         plans = [decompose(lo, hi, finest) for lo, hi in bounds]
         model_id = self.spec.model_id
-        # the blob keys of every (resolution, bucket, part) the windows use, over versions
+        # the blob keys of every (resolution, bucket, part) the windows use, over versions;
+        # with metric parts, also those of the minutes that window edges cut
         names: dict[tuple[str, int, str], list[str]] = {}
-        for buckets, _partial in plans:
-            for resolution, bucket in buckets:
-                for part in parts:
+        for buckets, partial in plans:
+            edge_minutes = [("minute", lo - lo % MINUTE) for lo, _hi in partial]
+            for resolution, bucket in buckets + (edge_minutes if finest == "minute" else []):
+                for part in (*parts, CORE) if finest == "minute" else parts:
                     if (resolution, bucket, part) not in names:
                         names[(resolution, bucket, part)] = [
                             blob_key(model_id, (v, segment, resolution, bucket, part))
@@ -144,6 +146,8 @@ class WindowQuery:
         found = profile_store.entries(
             cur, [name for group in names.values() for name in group], self.store.blobs
         )
+        if finest == "minute":
+            plans = [self._resolve_edges(plan, names, found) for plan in plans]
         partial_ranges = [r for _buckets, partial in plans for r in partial]
         partial_parts = self._partials(cur, partial_ranges, parts, versions, segment, decode)
 
@@ -171,6 +175,36 @@ class WindowQuery:
                 merged[part] = merge_all(part, values) if part in decode else None
             out.append(merged)
         return out
+
+    def _resolve_edges(
+        self,
+        plan: tuple[list[tuple[str, int]], list[tuple[int, int]]],
+        names: dict[tuple[str, int, str], list[str]],
+        found: dict[str, profile_store.Entry],
+    ) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+        """Answer edge ranges from their minute's stored parts where the minute's event-time
+        span shows that the range holds all of its rows (as when a window ends now) or none;
+        only the others need raw rows."""
+        buckets, partial = plan
+        if not partial:
+            return plan
+        buckets = list(buckets)
+        cut = []
+        for lo, hi in partial:
+            minute = lo - lo % MINUTE
+            key = ("minute", minute, CORE)
+            present = [(name, found[name]) for name in names[key] if name in found]
+            spans = [self._run_state(CORE, (name,), [entry]) for name, entry in present]
+            if any(s.first_ts is None for s in spans):
+                cut.append((lo, hi))
+            elif all(hi <= s.first_ts or s.last_ts < lo for s in spans):
+                continue  # no rows in the range
+            elif all(lo <= s.first_ts and s.last_ts < hi for s in spans):
+                buckets.append(("minute", minute))
+            else:
+                cut.append((lo, hi))
+        buckets.sort(key=lambda bucket: bucket[1])
+        return buckets, cut
 
     def _run_state(self, part: str, run_names: tuple[str, ...], present: list) -> Any:
         """The merged state of a run of adjacent buckets of one resolution.
@@ -213,7 +247,9 @@ class WindowQuery:
             table = self._scan_ranges(cur, ranges, needed)
         else:
             table = self._cached_ranges(cur, ranges, needed)
-        table = table.filter(pc.is_in(table.column("__version"), pa.array(versions, pa.string())))
+        present = pc.unique(table.column("__version")).to_pylist()
+        if not set(present) <= set(versions):
+            table = table.filter(pc.is_in(table.column("__version"), pa.array(versions)))
         if table.num_rows == 0:
             return {}
         admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}
@@ -259,27 +295,29 @@ class WindowQuery:
         to the start of each row's range; taken from the store's cache of minute rows."""
         minutes = sorted({lo - lo % MINUTE for lo, _hi in ranges})
         by_minute = self._minute_rows(cur, minutes, needed)
-        pieces: list[pa.Table] = []
+        # one table of the minutes' rows (in time order), then one take of the ranges' rows
+        rows = pa.concat_tables([by_minute[m].select([*needed, "__at"]) for m in minutes])
+        rows = rows.combine_chunks()
+        at = rows.column("__at").to_numpy()
+        sizes = [by_minute[m].num_rows for m in minutes]
+        offset = dict(zip(minutes, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
+        pieces: list[np.ndarray] = []
         range_starts: list[int] = []
         counts: list[int] = []
         for lo, hi in ranges:
-            rows = by_minute[lo - lo % MINUTE]
-            at = rows.column("__at").to_numpy()
-            first, last = np.searchsorted(at, [lo, hi]).tolist()
+            minute = lo - lo % MINUTE
+            start = offset[minute]
+            stop = start + by_minute[minute].num_rows
+            first, last = (start + np.searchsorted(at[start:stop], [lo, hi])).tolist()
             if last > first:
-                pieces.append(rows.slice(first, last - first).select(needed))
+                pieces.append(np.arange(first, last, dtype=np.int64))
                 range_starts.append(lo)
                 counts.append(last - first)
-        if not pieces:
-            return (
-                by_minute[minutes[0]]
-                .select(needed)
-                .slice(0, 0)
-                .append_column("__minute", pa.array([], pa.int64()))
-            )
-        table = pa.concat_tables(pieces).combine_chunks()
+        taken = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        table = rows.select(needed).take(pa.array(taken))
         return table.append_column(
-            "__minute", pa.array(np.repeat(np.array(range_starts, np.int64), counts))
+            "__minute",
+            pa.array(np.repeat(np.array(range_starts, np.int64), counts), pa.int64()),
         )
 
     def _minute_rows(self, cur, minutes: list[int], needed: list[str]) -> dict[int, pa.Table]:
@@ -300,7 +338,6 @@ class WindowQuery:
         missing = [m for m in minutes if m not in out]
         if not missing:
             return out
-        since = cache.generation
         columns = ", ".join(quote(c) for c in needed)
         if missing[-1] - missing[0] == (len(missing) - 1) * MINUTE:  # one run: a range filter
             where = f"__minute BETWEEN {missing[0]} AND {missing[-1]}"
@@ -308,21 +345,22 @@ class WindowQuery:
             # an IN list lets DuckDB skip row groups by their minute ranges (zone maps)
             listed = ", ".join(str(m) for m in missing)
             where = f"__minute BETWEEN {missing[0]} AND {missing[-1]} AND __minute IN ({listed})"
-        rows = query_arrow(
-            cur,
-            f"SELECT __minute, {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
-            f"WHERE {where} ORDER BY __at",
-        )
-        of_row = rows.column("__minute").to_numpy()
-        rows = rows.drop_columns(["__minute"])
-        bounds = np.searchsorted(of_row, [*missing, missing[-1] + MINUTE]).tolist()
-        fetched = {}
-        for i, minute in enumerate(missing):
-            # a compact copy per minute, so evicting one frees its memory
-            fetched[(spec.model_id, minute)] = rows.take(
-                pa.array(np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+        with cache.filling() as remember:
+            rows = query_arrow(
+                cur,
+                f"SELECT __minute, {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
+                f"WHERE {where} ORDER BY __at",
             )
-        cache.remember(fetched, since)
+            of_row = rows.column("__minute").to_numpy()
+            rows = rows.drop_columns(["__minute"])
+            bounds = np.searchsorted(of_row, [*missing, missing[-1] + MINUTE]).tolist()
+            fetched = {}
+            for i, minute in enumerate(missing):
+                # a compact copy per minute, so evicting one frees its memory
+                fetched[(spec.model_id, minute)] = rows.take(
+                    pa.array(np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+                )
+            remember(fetched)
         out.update((key[1], table) for key, table in fetched.items())
         return out
 

@@ -61,12 +61,16 @@ def _sweep(state: BinaryState) -> tuple[np.ndarray, np.ndarray]:
 
 def roc_auc(state: BinaryState) -> float:
     """Area under the ROC curve (trapezoids); NaN unless both classes are present."""
-    pos, neg = _sweep(state)
-    n_pos, n_neg = pos.sum(), neg.sum()
+    pos, neg = state.class_counts()  # ascending; empty bins add nothing
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
     if n_pos == 0 or n_neg == 0:
         return NAN
-    tp_before = np.cumsum(pos) - pos
-    return float(np.sum(neg * (tp_before + pos / 2)) / (n_pos * n_neg))
+    # each negative counts the positives scored above it, plus half of those tied with it;
+    # in integers (twice the count), exact, then one division
+    if 2 * n_pos * n_neg >= 2**62:  # beyond int64: floats (billions of rows per window)
+        pos, neg = pos.astype(np.float64), neg.astype(np.float64)
+    above = n_pos - np.cumsum(pos)
+    return float(np.dot(neg, 2 * above + pos) / (2 * n_pos * n_neg))
 
 
 def pr_auc(state: BinaryState) -> float:

@@ -4,7 +4,7 @@ One process owns a store for writing, so every change to what a cache holds pass
 that process: writers stage puts and drops inside :meth:`Store.write` and they take effect
 only when the transaction commits (a rollback discards them). Readers fill the cache from
 the database; a value they read before a concurrent commit never overwrites or brings back
-what that commit changed (see :meth:`TxnCache.remember`).
+what that commit changed (see :meth:`TxnCache.filling`).
 
 The store keeps two: profile blobs with their row counts (a DuckDB scan reads every blob
 stored beside the few wanted, so hot buckets must not depend on it) and the raw rows of
@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 #: Default bound on the profile cache: ``$MLPULSE_CACHE_MB`` or 192 MB.
 DEFAULT_CACHE_MB = 192
 
 _DROPPED = object()  # a staged drop
-_RECENT_COMMITS = 256  # commits whose keys are remembered for readers in flight
 
 
 def cache_bytes() -> int:
@@ -50,9 +50,9 @@ class TxnCache:
         self._lock = threading.Lock()
         self._staged: dict[Hashable, Any] | None = None
         self._writer: int | None = None
-        #: bumped by every commit that changed something; readers note it before they read
-        self.generation = 0
-        self._recent: deque[tuple[int, frozenset[Hashable]]] = deque(maxlen=_RECENT_COMMITS)
+        # readers filling the cache from the database, each with the keys committed since
+        # it started reading
+        self._fills: list[set[Hashable]] = []
 
     # -- transactions -------------------------------------------------------------------
 
@@ -107,20 +107,37 @@ class TxnCache:
         else:
             self._apply(dict.fromkeys(keys, _DROPPED))
 
-    def remember(self, items: Mapping[Any, Any], since: int) -> None:
-        """Cache values a reader loaded from the database after noting ``generation`` as
-        ``since``: keys that a commit changed after that point are skipped (the reader may
-        have seen the old rows), and so is everything if too many commits came since."""
+    @contextmanager
+    def filling(self) -> Iterator[Callable[[Mapping[Any, Any]], None]]:
+        """Fill the cache from the database: enter before reading, then call the yielded
+        function with what was read. Keys that a commit changed in between are skipped (the
+        reader may have seen the old rows), and a value already cached is never replaced
+        (it is at least as new).
+
+        >>> cache = TxnCache(max_bytes=100)
+        >>> with cache.filling() as remember:
+        ...     rows = {"a": b"old", "b": b"x"}  # read from the database ...
+        ...     cache.drop_many(["a"])  # ... while a writer changes "a" and commits
+        ...     remember(rows)
+        >>> sorted(cache.get_many(["a", "b"]))
+        ['b']
+        """
+        changed: set[Hashable] = set()
         with self._lock:
-            if self.generation != since:
-                if not self._recent or self._recent[0][0] > since + 1:
-                    return
-                changed = set().union(*(keys for gen, keys in self._recent if gen > since))
-                items = {k: v for k, v in items.items() if k not in changed}
-            for key, value in items.items():
-                if key not in self._items:
-                    self._add(key, value)
-            self._evict()
+            self._fills.append(changed)
+
+        def remember(items: Mapping[Any, Any]) -> None:
+            with self._lock:
+                for key, value in items.items():
+                    if key not in changed and key not in self._items:
+                        self._add(key, value)
+                self._evict()
+
+        try:
+            yield remember
+        finally:
+            with self._lock:
+                self._fills.remove(changed)
 
     def clear(self) -> None:
         with self._lock:
@@ -132,8 +149,8 @@ class TxnCache:
     def _apply(self, changes: Mapping[Any, Any]) -> None:
         """Make committed puts and drops visible, noting their keys for readers in flight."""
         with self._lock:
-            self.generation += 1
-            self._recent.append((self.generation, frozenset(changes)))
+            for changed in self._fills:
+                changed.update(changes)
             for key, value in changes.items():
                 self._discard(key)
                 if value is not _DROPPED:

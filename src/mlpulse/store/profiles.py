@@ -10,6 +10,7 @@ hot path must not depend on it, and a query over recent windows needs no SQL at 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 import pyarrow as pa
@@ -44,19 +45,19 @@ def entries(conn, names: list[str], cache: TxnCache | None) -> dict[str, Entry]:
     found = cache.get_many(names) if cache is not None else {}
     missing = [k for k in names if k not in found]
     if missing:
-        since = cache.generation if cache is not None else 0
-        conn.register("__wanted_keys", pa.table({"key": pa.array(missing, pa.string())}))
-        try:
-            rows = conn.execute(
-                "SELECT p.key, p.n, b.blob FROM profiles p JOIN profile_blobs b ON b.key = p.key "
-                "SEMI JOIN __wanted_keys w ON p.key = w.key"
-            ).fetchall()
-        finally:
-            conn.unregister("__wanted_keys")
-        fetched: dict[str, Entry | None] = dict.fromkeys(missing)
-        fetched.update((key, (int(n), blob)) for key, n, blob in rows)
-        if cache is not None:
-            cache.remember(fetched, since)
+        with cache.filling() if cache is not None else nullcontext(None) as remember:
+            conn.register("__wanted_keys", pa.table({"key": pa.array(missing, pa.string())}))
+            try:
+                rows = conn.execute(
+                    "SELECT p.key, p.n, b.blob FROM profiles p "
+                    "JOIN profile_blobs b ON b.key = p.key SEMI JOIN __wanted_keys w ON p.key = w.key"
+                ).fetchall()
+            finally:
+                conn.unregister("__wanted_keys")
+            fetched: dict[str, Entry | None] = dict.fromkeys(missing)
+            fetched.update((key, (int(n), blob)) for key, n, blob in rows)
+            if remember is not None:
+                remember(fetched)
         found.update(fetched)
     return {k: v for k, v in found.items() if v is not None}
 
