@@ -199,6 +199,8 @@ def approx_nbytes(value: Any, depth: int = 4) -> int:
         items = value.values()
     elif isinstance(value, list | tuple):
         items = value
+    elif callable(getattr(value, "serialize", None)):  # a DataSketches sketch
+        return 64 + len(value.serialize())
     else:
         slots = [getattr(value, name, None) for name in getattr(type(value), "__slots__", ())]
         items = [*slots, *getattr(value, "__dict__", {}).values()]
