@@ -41,25 +41,34 @@ def profile_cache(max_bytes: int | None = None) -> TxnCache:
 
 def entries(conn, names: list[str], cache: TxnCache | None) -> dict[str, Entry]:
     """``(rows, blob)`` of the blob keys that exist: from the cache where it knows them, the
-    rest in one query, remembered (absent keys too, so empty buckets cost nothing later)."""
+    rest from the database, remembered (absent keys too, so empty buckets cost nothing later)."""
     found = cache.get_many(names) if cache is not None else {}
     missing = [k for k in names if k not in found]
     if missing:
         with cache.filling() if cache is not None else nullcontext(None) as remember:
-            conn.register("__wanted_keys", pa.table({"key": pa.array(missing, pa.string())}))
-            try:
-                rows = conn.execute(
-                    "SELECT p.key, p.n, b.blob FROM profiles p "
-                    "JOIN profile_blobs b ON b.key = p.key SEMI JOIN __wanted_keys w ON p.key = w.key"
-                ).fetchall()
-            finally:
-                conn.unregister("__wanted_keys")
+            # which keys exist, from the small rows; then the blobs of those alone (a join
+            # straight to profile_blobs would read every blob, and new buckets have none)
+            counts = dict(_select_keys(conn, "SELECT p.key, p.n FROM profiles p", missing))
+            blobs = dict(
+                _select_keys(conn, "SELECT p.key, p.blob FROM profile_blobs p", list(counts))
+            )
             fetched: dict[str, Entry | None] = dict.fromkeys(missing)
-            fetched.update((key, (int(n), blob)) for key, n, blob in rows)
+            fetched.update((key, (int(n), blobs[key])) for key, n in counts.items() if key in blobs)
             if remember is not None:
                 remember(fetched)
         found.update(fetched)
     return {k: v for k, v in found.items() if v is not None}
+
+
+def _select_keys(conn, select: str, keys: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of ``select`` (aliased ``p``, with a ``key`` column) for these keys."""
+    if not keys:
+        return []
+    conn.register("__wanted_keys", pa.table({"key": pa.array(keys, pa.string())}))
+    try:
+        return conn.execute(f"{select} SEMI JOIN __wanted_keys w ON p.key = w.key").fetchall()
+    finally:
+        conn.unregister("__wanted_keys")
 
 
 def load(conn, model_id: int, keys: Iterable[Key], cache: TxnCache | None = None) -> dict[Key, Any]:
