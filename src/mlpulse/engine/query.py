@@ -133,15 +133,23 @@ class WindowQuery:
         # the blob keys of every (resolution, bucket, part) the windows use, over versions;
         # with metric parts, also those of the minutes that window edges cut
         names: dict[tuple[str, int, str], list[str]] = {}
-        for buckets, partial in plans:
-            edge_minutes = [("minute", lo - lo % MINUTE) for lo, _hi in partial]
-            for resolution, bucket in buckets + (edge_minutes if finest == "minute" else []):
-                for part in (*parts, CORE) if finest == "minute" else parts:
-                    if (resolution, bucket, part) not in names:
-                        names[(resolution, bucket, part)] = [
-                            blob_key(model_id, (v, segment, resolution, bucket, part))
-                            for v in versions
-                        ]
+        wanted = {
+            (resolution, bucket, part)
+            for buckets, _ in plans
+            for resolution, bucket in buckets
+            for part in parts
+        }
+        if finest == "minute":
+            wanted.update(
+                ("minute", lo - lo % MINUTE, part)
+                for _buckets, partial in plans
+                for lo, _hi in partial
+                for part in (*parts, CORE)
+            )
+        for resolution, bucket, part in wanted:
+            names[(resolution, bucket, part)] = [
+                blob_key(model_id, (v, segment, resolution, bucket, part)) for v in versions
+            ]
         cur = self.store.cursor()
         found = profile_store.entries(
             cur, [name for group in names.values() for name in group], self.store.blobs
