@@ -227,7 +227,9 @@ class WindowQuery:
         state = memo.get(run_names, blobs)
         if state is None:
             state = merge_all(part, [decode_part(part, blob) for blob in blobs])
-            memo.put(run_names, blobs, state, approx_nbytes(state))
+            # counted with its blobs, which the memo keeps alive even after the cache drops them
+            size = approx_nbytes(state) + sum(len(blob) for blob in blobs)
+            memo.put(run_names, blobs, state, size)
         return state
 
     def _partials(
