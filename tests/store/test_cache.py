@@ -131,8 +131,15 @@ class TestQueriesSeeEveryWrite:
     def test_repeated_query_sees_rows_and_labels_in_edge_minutes(self, tmp_path) -> None:
         pulse = mlpulse.connect(str(tmp_path / "e.duckdb"))
         model = pulse.model("m", task="binary", prediction="score", label="y")
+        # z1 and z2 lie just outside the windows, so the edges cut through their minutes'
+        # rows and must be read from (cached) raw rows
         model.log_batch(
-            {"id": ["a", "b"], "score": [0.9, 0.2], "ts": ["2026-01-01T00:00:10Z"] * 2},
+            {
+                "id": ["a", "b", "z1", "z2"],
+                "score": [0.9, 0.2, 0.5, 0.5],
+                "ts": ["2026-01-01T00:00:10Z"] * 2
+                + ["2026-01-01T00:00:02Z", "2026-01-01T00:10:50Z"],
+            },
             timestamp="ts",
         )
         window = {"start": "2026-01-01T00:00:05Z", "end": "2026-01-01T00:10:30Z", "step": "5min"}
@@ -150,11 +157,68 @@ class TestQueriesSeeEveryWrite:
         again = model.metrics(["count", "accuracy"], **window)
         assert again["n"].tolist() == [3, 1, 1]
         assert again["n_labeled"].tolist() == [0, 0, 0]
-        model.log_feedback_batch({"id": ["a", "b", "c", "d", "e"], "y": [1, 0, 0, 1, 1]})
+        model.log_feedback_batch({"id": ["a", "b", "c", "d", "e", "z1"], "y": [1, 0, 0, 1, 1, 1]})
         labeled = model.metrics(["count", "accuracy"], **window)
         assert labeled["n_labeled"].tolist() == [3, 1, 1]
         assert labeled["accuracy"].tolist() == [2 / 3, 0.0, 1.0]
         model.log_feedback_batch({"id": ["c"], "y": [1]})  # a correction in an edge minute
         corrected = model.metrics(["accuracy"], **window)
         assert corrected["accuracy"].tolist() == [1.0, 0.0, 1.0]
+        pulse.close()
+
+    def test_queries_racing_writes_end_consistent(self, tmp_path) -> None:
+        """A reader querying while a writer adds rows and labels to the same minutes (edges,
+        runs, empty buckets) ends with exactly the answer computed from the rows."""
+        import numpy as np
+        import pandas as pd
+        from sklearn.metrics import accuracy_score
+
+        pulse = mlpulse.connect(str(tmp_path / "race.duckdb"))
+        model = pulse.model("m", task="binary", prediction="score", label="y")
+        rng = np.random.default_rng(3)
+        base = pd.Timestamp("2026-02-01T00:00:00Z")
+        batches = []
+        for b in range(20):
+            n = 150
+            batches.append(
+                pd.DataFrame(
+                    {
+                        "id": [f"b{b}_{i}" for i in range(n)],
+                        "ts": base + pd.to_timedelta(rng.uniform(0, 600, n), unit="s"),
+                        "score": rng.random(n),
+                        "y": rng.integers(0, 2, n),
+                    }
+                )
+            )
+        window = {"start": "2026-02-01T00:00:30Z", "end": "2026-02-01T00:09:45Z", "step": "1min"}
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                while not done.is_set():
+                    model.metrics(["count", "accuracy", "roc_auc"], **window)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for i, batch in enumerate(batches):
+            model.log_batch(batch.drop(columns=["y"]), timestamp="ts")
+            if i:  # labels for the previous batch, and a correction in an older one
+                model.log_feedback_batch(batches[i - 1][["id", "y"]])
+                old = batches[i // 2].iloc[:5].assign(y=lambda d: 1 - d["y"])
+                batches[i // 2].loc[old.index, "y"] = old["y"]
+                model.log_feedback_batch(old[["id", "y"]])
+        model.log_feedback_batch(batches[-1][["id", "y"]])
+        done.set()
+        reader.join()
+        assert not errors
+        out = model.metrics(["count", "accuracy"], **window)
+        rows = pd.concat(batches)
+        for _, row in out.iterrows():
+            inside = rows[(rows["ts"] >= row["window_start"]) & (rows["ts"] < row["window_end"])]
+            assert row["n"] == len(inside) and row["n_labeled"] == len(inside)
+            expected = accuracy_score(inside["y"], (inside["score"] >= 0.5).astype(int))
+            assert row["accuracy"] == pytest.approx(expected, abs=1e-12)
         pulse.close()
