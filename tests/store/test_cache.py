@@ -76,6 +76,23 @@ class TestTxnCache:
             remember({"a": b"old"})
         assert cache.get_many(["a"]) == {"a": b"new"}
 
+    def test_a_current_read_replaces_a_cached_value(self) -> None:
+        """(a wider read of the same rows, say, with a column the cached one lacked)"""
+        cache = TxnCache(max_bytes=1000)
+        cache.put_many({"a": b"narrow"})
+        with cache.filling() as remember:
+            remember({"a": b"wider"})
+        assert cache.get_many(["a"]) == {"a": b"wider"}
+
+    def test_writer_never_caches_its_uncommitted_rows(self) -> None:
+        cache = TxnCache(max_bytes=1000)
+        cache.begin()
+        cache.drop_many(["m"])  # the transaction changed minute m's rows ...
+        with cache.filling() as remember:
+            remember({"m": b"uncommitted", "other": b"committed"})  # ... and read them
+        cache.rollback()
+        assert cache.get_many(["m", "other"]) == {"other": b"committed"}
+
     def test_a_failed_read_leaves_nothing_behind(self) -> None:
         cache = TxnCache(max_bytes=1000)
         with pytest.raises(RuntimeError), cache.filling():

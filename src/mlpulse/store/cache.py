@@ -111,8 +111,9 @@ class TxnCache:
     def filling(self) -> Iterator[Callable[[Mapping[Any, Any]], None]]:
         """Fill the cache from the database: enter before reading, then call the yielded
         function with what was read. Keys that a commit changed in between are skipped (the
-        reader may have seen the old rows), and a value already cached is never replaced
-        (it is at least as new).
+        reader may have seen the old rows), and so are keys the calling thread's own open
+        transaction changed (it read rows not yet committed); other values replace what is
+        cached (they are current).
 
         >>> cache = TxnCache(max_bytes=100)
         >>> with cache.filling() as remember:
@@ -127,10 +128,13 @@ class TxnCache:
             self._fills.append(changed)
 
         def remember(items: Mapping[Any, Any]) -> None:
+            own = self._staged if self._in_transaction() else None
             with self._lock:
                 for key, value in items.items():
-                    if key not in changed and key not in self._items:
-                        self._add(key, value)
+                    if key in changed or (own is not None and key in own):
+                        continue
+                    self._discard(key)
+                    self._add(key, value)
                 self._evict()
 
         try:
