@@ -253,10 +253,7 @@ class WindowQuery:
             needed += list(spec.features)
         needed += [c for c in spec.segments if c in spec.features and c not in needed]
         ranges = sorted(set(ranges))  # ranges of one query never overlap
-        if FEATURES in parts:
-            table = self._scan_ranges(cur, ranges, needed)
-        else:
-            table = self._cached_ranges(cur, ranges, needed)
+        table = self._range_rows(cur, ranges, needed)
         present = pc.unique(table.column("__version")).to_pylist()
         if not set(present) <= set(versions):
             table = table.filter(pc.is_in(table.column("__version"), pa.array(versions)))
@@ -300,35 +297,21 @@ class WindowQuery:
                 out.setdefault((lo, part), []).append(value)
         return out
 
-    def _cached_ranges(self, cur, ranges: list[tuple[int, int]], needed: list[str]) -> pa.Table:
-        """Rows in the ranges (each inside one minute), sorted by time, with ``__minute`` set
-        to the start of each row's range; taken from the store's cache of minute rows."""
-        minutes = sorted({lo - lo % MINUTE for lo, _hi in ranges})
+    def _range_rows(self, cur, ranges: list[tuple[int, int]], needed: list[str]) -> pa.Table:
+        """Rows in the (sorted, disjoint) ranges, in time order, with ``__minute`` set to the
+        start of each row's range; taken from the store's cache of minute rows."""
+        minutes = sorted({m for lo, hi in ranges for m in range(lo - lo % MINUTE, hi, MINUTE)})
         by_minute = self._minute_rows(cur, minutes, needed)
-        # one table of the minutes' rows (in time order), then one take of the ranges' rows
+        # the minutes' rows in time order, then one take of the ranges' rows
         rows = pa.concat_tables([by_minute[m].select([*needed, "__at"]) for m in minutes])
         rows = rows.combine_chunks()
         at = rows.column("__at").to_numpy()
-        sizes = [by_minute[m].num_rows for m in minutes]
-        offset = dict(zip(minutes, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
-        pieces: list[np.ndarray] = []
-        range_starts: list[int] = []
-        counts: list[int] = []
-        for lo, hi in ranges:
-            minute = lo - lo % MINUTE
-            start = offset[minute]
-            stop = start + by_minute[minute].num_rows
-            first, last = (start + np.searchsorted(at[start:stop], [lo, hi])).tolist()
-            if last > first:
-                pieces.append(np.arange(first, last, dtype=np.int64))
-                range_starts.append(lo)
-                counts.append(last - first)
-        taken = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
-        table = rows.select(needed).take(pa.array(taken))
-        return table.append_column(
-            "__minute",
-            pa.array(np.repeat(np.array(range_starts, np.int64), counts), pa.int64()),
-        )
+        bounds = np.searchsorted(at, np.array(ranges, dtype=np.int64).ravel()).reshape(-1, 2)
+        counts = bounds[:, 1] - bounds[:, 0]
+        taken = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in bounds.tolist()])
+        table = rows.select(needed).take(pa.array(taken, pa.int64()))
+        starts = np.array([lo for lo, _hi in ranges], dtype=np.int64)
+        return table.append_column("__minute", pa.array(np.repeat(starts, counts), pa.int64()))
 
     def _minute_rows(self, cur, minutes: list[int], needed: list[str]) -> dict[int, pa.Table]:
         """Each minute's raw rows (all versions), sorted by ``__at`` (event time in µs).
@@ -351,10 +334,12 @@ class WindowQuery:
         columns = ", ".join(quote(c) for c in needed)
         if missing[-1] - missing[0] == (len(missing) - 1) * MINUTE:  # one run: a range filter
             where = f"__minute BETWEEN {missing[0]} AND {missing[-1]}"
-        else:
+        elif len(missing) <= 512:
             # an IN list lets DuckDB skip row groups by their minute ranges (zone maps)
             listed = ", ".join(str(m) for m in missing)
             where = f"__minute BETWEEN {missing[0]} AND {missing[-1]} AND __minute IN ({listed})"
+        else:  # long lists (feature edges span up to an hour each): the span, cut below
+            where = f"__minute BETWEEN {missing[0]} AND {missing[-1]}"
         with cache.filling() as remember:
             rows = query_arrow(
                 cur,
@@ -363,48 +348,18 @@ class WindowQuery:
             )
             of_row = rows.column("__minute").to_numpy()
             rows = rows.drop_columns(["__minute"])
-            bounds = np.searchsorted(of_row, [*missing, missing[-1] + MINUTE]).tolist()
+            wanted = np.array(missing, dtype=np.int64)
+            firsts = np.searchsorted(of_row, wanted).tolist()
+            stops = np.searchsorted(of_row, wanted + MINUTE).tolist()
             fetched = {}
-            for i, minute in enumerate(missing):
+            for minute, first, stop in zip(missing, firsts, stops, strict=True):
                 # a compact copy per minute, so evicting one frees its memory
                 fetched[(spec.model_id, minute)] = rows.take(
-                    pa.array(np.arange(bounds[i], bounds[i + 1], dtype=np.int64))
+                    pa.array(np.arange(first, stop, dtype=np.int64))
                 )
             remember(fetched)
         out.update((key[1], table) for key, table in fetched.items())
         return out
-
-    def _scan_ranges(self, cur, ranges: list[tuple[int, int]], needed: list[str]) -> pa.Table:
-        """Rows in the ranges (feature edges may span up to an hour each), sorted by time,
-        with ``__minute`` set to the start of each row's range; one scan of the raw table."""
-        spec = self.spec
-        columns = ", ".join(quote(c) for c in needed)
-        minutes = np.unique(
-            np.concatenate(
-                [np.arange(lo - lo % MINUTE, hi, MINUTE, dtype=np.int64) for lo, hi in ranges]
-            )
-        )
-        # integers, inlined: DuckDB turns a short constant IN list into a filter on the scan;
-        # long lists are left to the range cut below
-        minute_filter = (
-            f"AND __minute IN ({', '.join(str(int(m)) for m in minutes)}) "
-            if len(minutes) <= 512
-            else ""
-        )
-        rows = query_arrow(
-            cur,
-            f"SELECT {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
-            f"WHERE __minute BETWEEN ? AND ? {minute_filter}",
-            [int(minutes[0]), int(minutes[-1])],
-        )
-        los = np.array([lo for lo, _ in ranges], dtype=np.int64)
-        his = np.array([hi for _, hi in ranges], dtype=np.int64)
-        at = rows.column("__at").to_numpy()
-        which = np.searchsorted(los, at, side="right") - 1
-        inside = (which >= 0) & (at < his[np.maximum(which, 0)])
-        order = np.argsort(at[inside], kind="stable")  # grouping below is cheaper when sorted
-        table = rows.drop_columns(["__at"]).filter(pa.array(inside)).take(pa.array(order))
-        return table.append_column("__minute", pa.array(los[which[inside]][order], pa.int64()))
 
 
 def _runs(buckets: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
