@@ -120,3 +120,49 @@ class TestCBPE:
         with pytest.raises(ConfigError, match="label"):
             model.estimate(["accuracy"], start=BASE, end=BASE + pd.Timedelta("1h"))
         pulse.close()
+
+
+class TestStoreOwnedCalibrators:
+    """A calibrator belongs to the store and the reference it was fitted on."""
+
+    @staticmethod
+    def _round(pulse, flipped: bool, rng: np.random.Generator, hour: int = 0) -> tuple:
+        score = rng.uniform(0, 1, 2000)
+        label = (rng.uniform(0, 1, 2000) < score).astype(int)
+        if flipped:  # labels anti-correlated to the score: CBPE's accuracy estimate is ~0.33
+            label = 1 - label
+        ref = pd.DataFrame({"x": rng.normal(size=2000), "score": score, "label": label})
+        model = pulse.model("m", "v1", task="binary", reference=ref, prediction="score")
+        cur = pd.DataFrame(
+            {
+                "id": [f"r{hour}-{i}" for i in range(500)],
+                "x": rng.normal(size=500),
+                "score": rng.uniform(0, 1, 500),
+                "timestamp": BASE + pd.Timedelta(hours=hour) + pd.to_timedelta(np.arange(500), unit="s"),
+            }
+        )
+        model.log_batch(cur, id="id", timestamp="timestamp")
+        start = BASE + pd.Timedelta(hours=hour)
+        est = model.estimate("accuracy", start=start, end=start + pd.Timedelta("1h"), mode="exact")
+        expected = CBPE(threshold=0.5).fit(score, label.astype(float))
+        want = expected.estimate(cur.score.to_numpy())["accuracy"].value
+        return float(est.accuracy.iloc[0]), float(want)
+
+    def test_reused_object_ids_never_share_calibrators(self) -> None:
+        # issue 9: caches keyed by id(store) handed a dead store's calibrator to a new store
+        # that CPython placed at the same address
+        rng = np.random.default_rng(3)
+        for round_ in range(30):
+            pulse = mlpulse.connect(":memory:")
+            got, want = self._round(pulse, round_ % 2 == 1, rng)
+            pulse.close()
+            del pulse
+            assert got == pytest.approx(want, abs=1e-9), f"round {round_}"
+
+    def test_replaced_reference_refits(self) -> None:
+        """Re-uploading a reference of the same size in the same store refits."""
+        rng = np.random.default_rng(4)
+        with mlpulse.connect(":memory:") as pulse:
+            for hour, flipped in enumerate((False, True, False)):
+                got, want = self._round(pulse, flipped, rng, hour)
+                assert got == pytest.approx(want, abs=1e-9)

@@ -8,7 +8,6 @@ and ``__label``; reference tables under the user's names.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,15 +189,22 @@ def window_states(
     return out
 
 
-_REFERENCE_CACHE: dict[tuple[int, int, str, int], dict[str, Any]] = {}
-_CACHE_LOCK = threading.Lock()
+def reference_identity(store: Store, spec: ModelSpec, version: str) -> tuple[Any, ...] | None:
+    """What results derived from a version's reference are keyed on in the store's
+    ``reference_memo``: the reference's stored features blob, the very object the profile
+    cache holds. Every reference upload writes a new one, so a memoised result can never
+    outlive the data it came from (and it lives on the store: another store never sees it).
+    None where no reference profile is stored."""
+    name = profile_store.blob_key(spec.model_id, (version, "", "reference", 0, FEATURES))
+    found = profile_store.entries(store.cursor(), [name], store.blobs)
+    return (found[name][1],) if name in found else None
 
 
 def reference_states(
     store: Store, registry: Registry, spec: ModelSpec, version: str
 ) -> dict[str, Any]:
     """Column name -> state of a version's reference: the stored features profile, plus the
-    prediction and label, profiled from the reference rows once and cached."""
+    prediction and label, profiled from the reference rows once and memoised on the store."""
     from ..profiles import build_categorical, build_numeric
 
     key = (version, "", "reference", 0, FEATURES)
@@ -207,9 +213,9 @@ def reference_states(
     n = store.fetch_one(
         f"SELECT count(*) FROM {reference_table(spec)} WHERE __version = ?", [version]
     )[0]  # type: ignore[index]
-    cache_key = (id(store), spec.model_id, version, int(n))
-    with _CACHE_LOCK:
-        extra = _REFERENCE_CACHE.get(cache_key)
+    memo_key = ("reference_states", spec.model_id, version)
+    identity = reference_identity(store, spec, version)
+    extra = store.reference_memo.get(memo_key, identity) if identity is not None else None
     if extra is None:
         extra = {}
         targets = [c for c in model_columns(spec) if c.role != "feature"]
@@ -227,8 +233,8 @@ def reference_states(
             else:
                 strings, _ = to_string(array)
                 extra[column.name] = build_categorical(strings, group, 1)[0]
-        with _CACHE_LOCK:
-            _REFERENCE_CACHE[cache_key] = extra
+        if identity is not None:
+            store.reference_memo.put(memo_key, identity, extra, size=table.nbytes + 4096)
     states.update(extra)
     states["__rows"] = int(n)
     return states

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,13 +17,16 @@ from ..store.database import Store
 from ..store.registry import Registry
 from .cbpe import CBPE, METRICS
 
-_CACHE: dict[tuple, CBPE] = {}
-_LOCK = threading.Lock()
-
 
 def calibrator(store: Store, registry: Registry, spec: ModelSpec, version: str) -> CBPE:
-    """A CBPE fitted on the version's reference scores and labels (cached)."""
-    from ..drift.sources import model_columns, reference_rows, reference_version
+    """A CBPE fitted on the version's reference scores and labels (memoised on the store
+    while the reference is unchanged)."""
+    from ..drift.sources import (
+        model_columns,
+        reference_identity,
+        reference_rows,
+        reference_version,
+    )
     from ..engine.validate import to_float
 
     ref = reference_version(store, spec, version)
@@ -33,6 +35,11 @@ def calibrator(store: Store, registry: Registry, spec: ModelSpec, version: str) 
             f"model {spec.name!r}: estimation needs reference data with the prediction "
             f"{spec.prediction!r} and label {spec.label!r} columns"
         )
+    memo_key = ("calibrator", spec.model_id, ref, spec.threshold)
+    identity = reference_identity(store, spec, ref)
+    found = store.reference_memo.get(memo_key, identity) if identity is not None else None
+    if found is not None:
+        return found
     cols = [c for c in model_columns(spec) if c.role != "feature"]
     table = reference_rows(store, registry, spec, ref, cols)
     if spec.prediction not in table.column_names or spec.label not in table.column_names:
@@ -40,15 +47,11 @@ def calibrator(store: Store, registry: Registry, spec: ModelSpec, version: str) 
             f"model {spec.name!r}: the reference lacks the prediction {spec.prediction!r} or "
             f"the label {spec.label!r} column, which estimation calibrates on"
         )
-    key = (id(store), spec.model_id, ref, table.num_rows, spec.threshold)
-    with _LOCK:
-        found = _CACHE.get(key)
-    if found is None:
-        scores = to_float(table.column(spec.prediction))[0]
-        labels = to_float(table.column(spec.label))[0]
-        found = CBPE(threshold=spec.threshold).fit(scores, labels)
-        with _LOCK:
-            _CACHE[key] = found
+    scores = to_float(table.column(spec.prediction))[0]
+    labels = to_float(table.column(spec.label))[0]
+    found = CBPE(threshold=spec.threshold).fit(scores, labels)
+    if identity is not None:
+        store.reference_memo.put(memo_key, identity, found, size=table.nbytes + 4096)
     return found
 
 

@@ -29,6 +29,8 @@ _PID = re.compile(r"PID (\d+)")
 MINUTE_ROWS_BYTES = 32 * 1024 * 1024
 #: Bound on memoised merges (a dense binary-classifier state is ~160 kB).
 MERGED_RUNS_BYTES = 64 * 1024 * 1024
+#: Bound on what is derived from reference data (calibrators, prediction/label states).
+REFERENCE_MEMO_BYTES = 32 * 1024 * 1024
 
 #: DuckDB's buffer pool would otherwise grow to 80% of RAM, crowding the service it runs in.
 DEFAULT_MEMORY_LIMIT = "768MB"
@@ -114,6 +116,9 @@ class Store:
         self.minute_rows = TxnCache(MINUTE_ROWS_BYTES, size=lambda rows: rows.nbytes)
         # merged states of runs of stored buckets, valid while their blobs are the same
         self.merged_runs = InputMemo(MERGED_RUNS_BYTES)
+        # what is derived from a version's reference (estimation calibrators, prediction and
+        # label states), valid while the reference's stored profile blob is the same object
+        self.reference_memo = InputMemo(REFERENCE_MEMO_BYTES)
         # Cursor creation is guarded apart from the write lock, so reads never queue
         # behind a long write transaction.
         self._cursor_lock = threading.Lock()
