@@ -14,13 +14,52 @@ from __future__ import annotations
 import random
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from .. import errors
 
-#: Statuses worth retrying: the same request may succeed later.
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+#: Statuses that mean "the server cannot take requests now" (down, overloaded, restarting,
+#: out of disk): retried for as long as it takes (the spool holds what waits).
+UNAVAILABLE = frozenset({408, 425, 429, 502, 503, 504, 507})
+#: Statuses worth retrying: the same request may succeed later. Other 5xx (500 above all)
+#: answer *this* request with an error: retried only ``max_attempts`` times.
+RETRYABLE = UNAVAILABLE | {500}
+
+
+def clean_api_key(api_key: object) -> str | None:
+    r"""An API key as sent: surrounding whitespace (a secret file's trailing newline) is
+    stripped; a key with a space or control character inside is refused. The key itself
+    never appears in the error.
+
+    >>> clean_api_key("mlp_0a1b2c3d_secret\n")
+    'mlp_0a1b2c3d_secret'
+    >>> clean_api_key("mlp_0a1b\x00_secret")
+    Traceback (most recent call last):
+    ...
+    mlpulse.errors.ConfigError: api_key has a control character (\x00) at position 8; ...
+    """
+    if api_key is None or api_key == "":
+        return None
+    if not isinstance(api_key, str):
+        raise errors.ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
+    key = api_key.strip()
+    if not key:
+        raise errors.ConfigError("api_key is blank (only whitespace); pass the key itself")
+    for i, char in enumerate(key):
+        if not "!" <= char <= "~":
+            if char == " ":
+                what = "a space"
+            elif ord(char) < 32 or 127 <= ord(char) < 160:
+                what = f"a control character ({char.encode('unicode_escape').decode()})"
+            else:
+                what = "a non-ASCII character"
+            raise errors.ConfigError(
+                f"api_key has {what} at position {i}; API keys are printable ASCII without "
+                "spaces (check the file or variable it was read from)"
+            )
+    return key
 
 
 class RemoteError(errors.MlpulseError):
@@ -91,18 +130,36 @@ class HttpTransport:
         timeout: float = 30.0,
         verify: Any = True,
         max_backoff: float = 2.0,
+        max_attempts: int = 5,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.max_backoff = max_backoff
+        self.max_attempts = max_attempts
+        key = clean_api_key(api_key)
+        password = httpx.URL(self.url).password  # decoded; urlsplit's is as written
+        self._secrets = [s for s in (key, password, urlsplit(self.url).password) if s]
         headers = {"User-Agent": "mlpulse-python"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(
             base_url=self.url,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
             verify=verify,
+            transport=transport,  # tests inject an httpx.MockTransport here
         )
+
+    @property
+    def display_url(self) -> str:
+        """The server URL as logs and errors show it (without a password)."""
+        return self.redact(self.url)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key (and a URL password) replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One attempt; network errors raise ``httpx.TransportError``."""
@@ -111,25 +168,31 @@ class HttpTransport:
     def request(
         self, method: str, path: str, *, retry_for: float = 10.0, **kwargs: Any
     ) -> httpx.Response:
-        """Send with retries on network errors and retryable statuses for up to
-        ``retry_for`` seconds; return a 2xx response or raise the mapped error."""
+        """Send with retries for up to ``retry_for`` seconds while the server is unreachable
+        or unavailable (:data:`UNAVAILABLE`), and up to ``max_attempts`` times while it
+        answers with another 5xx; return a 2xx response or raise the mapped error."""
         deadline = time.monotonic() + retry_for
-        attempt = 0
+        attempt = failures = 0
         while True:
             response = None
             try:
                 response = self.send(method, path, **kwargs)
                 if response.status_code < 300:
                     return response
-                if response.status_code not in RETRYABLE:
-                    raise error_for(response)
+                if response.status_code not in UNAVAILABLE:
+                    failures += response.status_code >= 500
+                    if response.status_code < 500 or failures >= self.max_attempts:
+                        raise error_for(response)
                 problem: str = f"HTTP {response.status_code}"
             except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = self.redact(f"{type(exc).__name__}: {exc}")
             wait = retry_after(response) or backoff(attempt, cap=self.max_backoff)
             if time.monotonic() + wait > deadline:
+                if response is not None and response.status_code not in UNAVAILABLE:
+                    raise error_for(response)
                 raise ServerUnavailableError(
-                    f"mlpulse server {self.url} unavailable ({problem}) for {retry_for:.0f}s",
+                    f"mlpulse server {self.display_url} unavailable ({problem}) "
+                    f"for {retry_for:.0f}s",
                     response.status_code if response is not None else None,
                 )
             time.sleep(wait)
@@ -141,10 +204,12 @@ class HttpTransport:
 
 __all__ = [
     "RETRYABLE",
+    "UNAVAILABLE",
     "AuthenticationError",
     "HttpTransport",
     "RemoteError",
     "ServerUnavailableError",
     "backoff",
+    "clean_api_key",
     "error_for",
 ]

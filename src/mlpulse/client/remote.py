@@ -35,7 +35,7 @@ from ..errors import ConfigError, SchemaError, UnknownModelError
 from ..schema import ModelSpec, infer_features, to_arrow
 from .batcher import Batcher
 from .embedded import Observation, _current_trace_id
-from .http import AuthenticationError, HttpTransport, ServerUnavailableError
+from .http import AuthenticationError, HttpTransport, ServerUnavailableError, clean_api_key
 from .sender import POLICIES, Sender
 from .spool import DiskSpool, Envelope
 
@@ -89,8 +89,12 @@ class RemotePulse:
     happens past those bounds: ``"spool"`` (default, to disk), ``"block"`` (wait up to
     ``block_timeout`` seconds, then drop and count) or ``"drop"`` (drop and count);
     ``spool_dir`` (default ``$MLPULSE_SPOOL_DIR`` or a per-URL folder under
-    ``~/.cache/mlpulse/spool``) and ``max_spool_bytes`` bound the disk queue;
-    ``exit_timeout`` is how long exit waits for delivery before leaving the rest spooled.
+    ``~/.cache/mlpulse/spool``; the client keeps to its own ``mlpulse-spool-*`` folders
+    in it) and ``max_spool_bytes`` bound the disk queue; ``max_attempts`` is how many
+    times a batch the server fails with an error (a 500) is sent before it is set aside in
+    ``mlpulse-rejected/``; ``exit_timeout`` is how long exit waits for delivery before
+    leaving the rest spooled. ``api_key`` is stripped of surrounding whitespace (a secret
+    file's newline); a key with spaces or control characters inside is refused.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class RemotePulse:
         spool_dir: str | os.PathLike[str] | None = None,
         max_spool_bytes: int = 1024 * MiB,
         max_backoff: float = 2.0,
+        max_attempts: int = 5,
         exit_timeout: float = 10.0,
         verify: Any = True,
     ) -> None:
@@ -117,6 +122,9 @@ class RemotePulse:
             raise ConfigError(f"on_full must be one of {', '.join(POLICIES)}, got {on_full!r}")
         if compression not in ("gzip", None):
             raise ConfigError(f"compression must be 'gzip' or None, got {compression!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
+        api_key = clean_api_key(api_key)
         self.url = url.rstrip("/")
         self.path = self.url
         self.retry_for = retry_for
@@ -125,10 +133,19 @@ class RemotePulse:
         self.on_full = on_full
         self.block_timeout = block_timeout
         self.exit_timeout = exit_timeout
-        self._http = HttpTransport(self.url, api_key, timeout=timeout, verify=verify)
+        self._http = HttpTransport(
+            self.url, api_key, timeout=timeout, verify=verify, max_attempts=max_attempts
+        )
         spool = None
         if on_full != "drop":
-            spool = DiskSpool(spool_dir or default_spool_dir(self.url), max_spool_bytes)
+            folder = spool_dir or default_spool_dir(self.url)
+            try:
+                spool = DiskSpool(folder, max_spool_bytes, server=self.url)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot use {os.fspath(folder)!r} as the spool folder "
+                    f"({exc.strerror or exc}); pass spool_dir= a writable folder"
+                ) from None
         self._spool = spool
         self._sender = Sender(
             HttpTransport(
@@ -139,6 +156,7 @@ class RemotePulse:
             policy=on_full,
             block_timeout=block_timeout,
             max_backoff=max_backoff,
+            max_attempts=max_attempts,
         )
         self._batcher = Batcher(
             self._deliver,
@@ -224,9 +242,7 @@ class RemotePulse:
                 raise
             log.warning("mlpulse: server unavailable; registration of %r queued", name)
             info = {"name": name, "version": str(version or "v1"), "prediction": prediction}
-            self._queue_json(
-                "register", "POST", "/api/v1/models", body | {"version": info["version"]}
-            )
+            self._queue_json("register", name, body | {"version": info["version"]})
         version = str(info["version"])
         if ref_table is not None:
             self._upload_reference(name, version, ref_table, features)
@@ -262,8 +278,7 @@ class RemotePulse:
         self, name: str, version: str, table: pa.Table, features: Sequence[str] | None
     ) -> None:
         params = {"features": list(features)} if features else {}
-        path = f"/api/v1/models/{urlquote(name, safe='')}/versions/{urlquote(version, safe='')}/reference"
-        envelope = self._envelope("reference", "PUT", path, params, table)
+        envelope = self._envelope("reference", name, version, params, table)
         self._submit_and_wait(envelope, wait=not self._sender.down)
 
     def models(self) -> list[str]:
@@ -283,8 +298,9 @@ class RemotePulse:
         return pa.ipc.open_stream(response.content).read_all().to_pandas()
 
     def _envelope(
-        self, kind: str, method: str, path: str, params: dict[str, Any], table: pa.Table
+        self, kind: str, name: str, version: str | None, params: dict[str, Any], table: pa.Table
     ) -> Envelope:
+        """An ingest request; its method and path follow from ``kind`` (see ``Envelope``)."""
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
@@ -293,12 +309,14 @@ class RemotePulse:
         if self.compression == "gzip":
             body, encoding = gzip.compress(body, compresslevel=1, mtime=0), "gzip"
         return Envelope(
-            0, kind, method, path, params, ARROW, body, table.num_rows, encoding=encoding
+            0, kind, name, version, params, ARROW, body, table.num_rows, encoding=encoding
         )
 
-    def _queue_json(self, kind: str, method: str, path: str, body: dict[str, Any]) -> None:
+    def _queue_json(self, kind: str, name: str, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
-        self._sender.submit(Envelope(0, kind, method, path, {}, "application/json", data, 0))
+        self._sender.submit(
+            Envelope(0, kind, name, body.get("version"), {}, "application/json", data, 0)
+        )
 
     def _submit_and_wait(self, envelope: Envelope, wait: bool, timeout: float | None = None) -> Any:
         """Queue an envelope; if ``wait``, return the server's answer (None if it is still
@@ -320,14 +338,11 @@ class RemotePulse:
     def _deliver(self, key: tuple[Any, ...], table: pa.Table) -> None:
         """Batcher sink: one Arrow batch of ``log`` / ``log_feedback`` rows."""
         kind, name, version = key
-        quoted = urlquote(name, safe="")
         if kind == "prediction":
-            path = f"/api/v1/models/{quoted}/versions/{urlquote(version, safe='')}/predictions"
             params = {"id": _ID, "timestamp": _TS, "prediction": _PRED}
         else:
-            path = f"/api/v1/models/{quoted}/feedback"
             params = {"id": _ID, "timestamp": _TS, "label": _LABEL}
-        self._sender.submit(self._envelope(kind, "POST", path, params, table))
+        self._sender.submit(self._envelope(kind, name, version, params, table))
 
     def _failed(self, key: tuple[Any, ...], rows: Any, exc: BaseException) -> None:
         n = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
@@ -377,7 +392,7 @@ class RemotePulse:
                 log.warning(
                     "mlpulse: %d rows not yet delivered to %s are kept in %s for the next run",
                     left,
-                    self.url,
+                    self._http.display_url,
                     self._spool.dir if self._spool else "-",
                 )
             if lost:
@@ -389,7 +404,7 @@ class RemotePulse:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ConfigError(f"this mlpulse connection to {self.url!r} is closed")
+            raise ConfigError(f"this mlpulse connection to {self._http.display_url!r} is closed")
 
     def __enter__(self) -> RemotePulse:
         return self
@@ -398,7 +413,7 @@ class RemotePulse:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RemotePulse({self.url!r})"
+        return f"RemotePulse({self._http.display_url!r})"
 
 
 class RemoteModel:
@@ -491,14 +506,12 @@ class RemoteModel:
             trace_id=obs.trace_id,
         )
 
-    def _send_batch(
-        self, kind: str, path: str, params: dict[str, Any], arrow: pa.Table
-    ) -> IngestReport:
+    def _send_batch(self, kind: str, params: dict[str, Any], arrow: pa.Table) -> IngestReport:
         total = IngestReport(0, 0, 0)
         pulse = self._pulse
         for start in range(0, arrow.num_rows, pulse.batch_rows):
             chunk = arrow.slice(start, pulse.batch_rows)
-            envelope = pulse._envelope(kind, "POST", path, params, chunk)
+            envelope = pulse._envelope(kind, self.name, self.version, params, chunk)
             answer = pulse._submit_and_wait(envelope, wait=not pulse._sender.down)
             if answer is None:
                 total += IngestReport(chunk.num_rows, 0, 0, pending=chunk.num_rows)
@@ -524,7 +537,7 @@ class RemoteModel:
         if timestamp is None and "timestamp" in arrow.column_names:
             timestamp = "timestamp"
         params = {"id": id} | ({"timestamp": timestamp} if timestamp else {})
-        return self._send_batch("prediction", f"{self._version_path}/predictions", params, arrow)
+        return self._send_batch("prediction", params, arrow)
 
     def log_feedback_batch(
         self, table: Any, id: str = "id", label: str | None = None, timestamp: str | None = None
@@ -541,7 +554,7 @@ class RemoteModel:
             params["label"] = label
         if timestamp is not None:
             params["timestamp"] = timestamp
-        return self._send_batch("feedback", f"{self._path}/feedback", params, arrow)
+        return self._send_batch("feedback", params, arrow)
 
     # -- queries ------------------------------------------------------------------------
 

@@ -2,11 +2,24 @@
 
 Envelopes wait in memory (bounded by ``max_memory_bytes``) or in the disk spool; the
 sender always delivers the one with the smallest sequence number next, so the server sees
-batches in the order they were logged. A network error, a 429 or a 5xx puts the sender in
-the *down* state: it backs off (exponential, full jitter), moves what waits in memory to
-the spool, and sends new envelopes there until the spool is drained. A 4xx other than
-408/425/429 is final: the batch is kept under ``rejected/`` in the spool directory and
-counted, and a caller waiting for it gets the error.
+batches in the order they were logged.
+
+Two kinds of failure are told apart:
+
+* *the server is down*: a network error, or a status that says "not now" (429, 502, 503,
+  504, 507, ...; :data:`~mlpulse.client.http.UNAVAILABLE`). The sender enters the *down*
+  state: it backs off (exponential, full jitter), moves what waits in memory to the
+  spool, sends new envelopes there until the spool is drained, and retries for as long as
+  it takes.
+* *the server answers this batch with an error*: a 4xx other than 408/425/429 is final at
+  once; a 500 (or another 5xx, or a request that cannot even be sent) is retried, and
+  after ``max_attempts`` such answers for the same batch it is final too. A final batch is
+  kept under ``mlpulse-rejected/`` in the spool folder with the reason, counted, and a
+  caller waiting for it gets the error; the batches behind it are delivered, so one
+  poison batch never stalls the queue.
+
+If the spool cannot be written (a full disk), batches wait in memory up to
+``max_memory_bytes``; only past that bound are they dropped and counted.
 """
 
 from __future__ import annotations
@@ -16,10 +29,11 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import httpx
 
-from .http import RETRYABLE, HttpTransport, backoff, error_for, retry_after
+from .http import UNAVAILABLE, HttpTransport, RemoteError, backoff, error_for, retry_after
 from .spool import DiskSpool, Envelope
 
 log = logging.getLogger("mlpulse.remote")
@@ -39,8 +53,11 @@ class Sender:
         policy: str = "spool",
         block_timeout: float = 0.5,
         max_backoff: float = 2.0,
+        max_attempts: int = 5,
     ) -> None:
         self.transport = transport
+        self.max_attempts = max_attempts
+        self._failing: tuple[str, int] | None = None  # (key, failed attempts) of the head
         self.spool = spool
         self.max_memory_bytes = max_memory_bytes
         self.policy = policy
@@ -90,6 +107,12 @@ class Sender:
                     self._wake.set()
                     return True
             if self.policy != "drop" and self.spool is not None and self.spool.append(envelope):
+                self._wake.set()
+                return True
+            if self.policy != "drop" and self._fits(size):
+                # the spool is full or cannot be written (a full disk): memory holds it
+                self._memory.append(envelope)
+                self._memory_bytes += size
                 self._wake.set()
                 return True
             self._drop(envelope)
@@ -190,38 +213,81 @@ class Sender:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 continue
-            response = None
-            try:
-                response = self.transport.send(
-                    envelope.method,
-                    envelope.path,
-                    params=envelope.params,
-                    content=envelope.body,
-                    headers=envelope.headers(),
-                )
-                retry = response.status_code in RETRYABLE
-                problem = f"HTTP {response.status_code}"
-            except httpx.TransportError as exc:
-                retry, problem = True, f"{type(exc).__name__}: {exc}"
-            except Exception as exc:  # a bug must not kill the thread
-                log.exception("mlpulse: unexpected error while sending")
-                retry, problem = True, repr(exc)
-            if retry:
+            response, down, problem = self._attempt(envelope)
+            if down:
                 self._went_down(problem)
-                wait = retry_after(response) or backoff(attempt, cap=self.max_backoff)
-                attempt += 1
-                self._wake.wait(wait)
-                self._wake.clear()
+            elif response is not None and response.status_code not in UNAVAILABLE and (
+                response.status_code < 500
+            ):
+                attempt = 0
+                self._failing = None
+                self._acknowledge(envelope, where, response)
                 continue
-            attempt = 0
-            assert response is not None  # no retry means the send returned a response
-            self._acknowledge(envelope, where, response)
+            elif self._failed(envelope, where, response, problem):
+                attempt = 0
+                continue
+            wait = retry_after(response) or backoff(attempt, cap=self.max_backoff)
+            attempt += 1
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _attempt(self, envelope: Envelope) -> tuple[httpx.Response | None, bool, str]:
+        """Send once: (response or None, whether the server is down, what went wrong)."""
+        try:
+            response = self.transport.send(
+                envelope.method,
+                envelope.path,
+                params=envelope.params,
+                content=envelope.body,
+                headers=envelope.headers(),
+            )
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            # this request cannot be sent at all: a problem of the batch, not of the server
+            return None, False, self.transport.redact(f"{type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:
+            return None, True, self.transport.redact(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug must not kill the thread
+            problem = self.transport.redact(f"{type(exc).__name__}: {exc}")
+            log.error("mlpulse: unexpected error sending a %s batch: %s", envelope.kind, problem)
+            return None, False, problem
+        return response, response.status_code in UNAVAILABLE, f"HTTP {response.status_code}"
+
+    def _failed(
+        self, envelope: Envelope, where: str, response: httpx.Response | None, problem: str
+    ) -> bool:
+        """Count a failed attempt at the head batch; after ``max_attempts`` set it aside
+        (True) so the batches behind it go on."""
+        count = self._failing[1] + 1 if self._failing and self._failing[0] == envelope.key else 1
+        self._failing = (envelope.key, count)
+        if count < self.max_attempts:
+            log.warning(
+                "mlpulse: the server failed a %s batch of %d rows (%s); attempt %d of %d",
+                envelope.kind,
+                envelope.rows,
+                problem,
+                count,
+                self.max_attempts,
+            )
+            return False
+        self._failing = None
+        error: Exception = (
+            error_for(response) if response is not None else RemoteError(problem)
+        )
+        self._set_aside(
+            envelope,
+            where,
+            error,
+            f"{error} (failed {count} times; the batches after it are delivered)",
+        )
+        return True
 
     def _went_down(self, problem: str) -> None:
         with self._cond:
             if not self.down:
                 log.warning(
-                    "mlpulse: server %s unavailable (%s); spooling", self.transport.url, problem
+                    "mlpulse: server %s unavailable (%s); spooling",
+                    self.transport.display_url,
+                    problem,
                 )
             self.down = True
             self.last_error = problem
@@ -239,18 +305,37 @@ class Sender:
     def _acknowledge(self, envelope: Envelope, where: str, response: httpx.Response) -> None:
         if response.status_code >= 300:
             error = error_for(response)
-            self.rejected += 1
-            kept = self.spool.reject(envelope, str(error)) if self.spool is not None else None
-            log.error(
-                "mlpulse: the server refused a %s batch of %d rows for good: %s%s",
-                envelope.kind,
-                envelope.rows,
-                error,
-                f" (kept in {kept})" if kept else "",
+            self._set_aside(envelope, where, error, str(error))
+            return
+        try:
+            result = response.json()
+        except ValueError:
+            self._set_aside(
+                envelope, where, RemoteError("the server's answer is not JSON"), "not JSON"
             )
+            return
+        self._finish(envelope, where, result=result)
+
+    def _set_aside(self, envelope: Envelope, where: str, error: Exception, reason: str) -> None:
+        """A batch refused for good: keep it in the spool's rejected folder, count it, and
+        hand the error to a caller waiting for it."""
+        self.rejected += 1
+        kept = self.spool.reject(envelope, reason) if self.spool is not None else None
+        log.error(
+            "mlpulse: the server refused a %s batch of %d rows for good: %s%s",
+            envelope.kind,
+            envelope.rows,
+            reason,
+            f" (kept in {kept})" if kept else "",
+        )
+        self._finish(envelope, where, error=error)
+
+    def _finish(
+        self, envelope: Envelope, where: str, result: Any = None, error: Exception | None = None
+    ) -> None:
         with self._cond:
             if self.down:
-                log.info("mlpulse: server %s is back; replaying", self.transport.url)
+                log.info("mlpulse: server %s is back; replaying", self.transport.display_url)
             self.down = False
             # (at exit, spill() may have moved it meanwhile: pop only if still the head)
             if where == "disk":
@@ -261,10 +346,8 @@ class Sender:
                 self._memory_bytes -= len(envelope.body)
             self.sent += 1
             if envelope.done is not None:
-                if response.status_code >= 300:
-                    envelope.error = error_for(response)
-                else:
-                    envelope.result = response.json()
+                envelope.error = error
+                envelope.result = result
                 envelope.done.set()
             self._cond.notify_all()
 
