@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ._arrow import rows_to_table
 from .errors import ConfigError, SchemaError
 
 TASKS = ("binary", "multiclass", "regression")
@@ -138,10 +139,7 @@ def to_arrow(table: Any, *, what: str = "table") -> pa.Table:
     if isinstance(table, list):
         if not all(isinstance(row, dict) for row in table):
             raise SchemaError(f"{what}: a list must hold one dict per row")
-        try:
-            return pa.Table.from_pylist(table)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return _mixed_pandas(__import__("pandas").DataFrame(table))
+        return rows_to_table(table)  # the union of the keys, not the first row's
     raise SchemaError(
         f"{what} must be a pandas or polars DataFrame, a pyarrow Table, a dict of columns or "
         f"a list of row dicts, not {type(table).__name__}"

@@ -3,6 +3,7 @@ with the final labels, each label counted once, in the prediction's event-time b
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 
@@ -276,3 +277,119 @@ class TestFeedbackLabelFormats:
         assert report.stored == 120
         frame = binary_model.metrics(BINARY, start="2026-01-05", end="2026-01-08")
         ref.check(frame.iloc[0], ref.expected("binary", df, pred="score", label="churned"))
+
+
+def labels(ids, value=1) -> pd.DataFrame:
+    return pd.DataFrame({"id": list(ids), "churned": [value] * len(ids)})
+
+
+def predictions(ids) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": list(ids), "ts": "2026-01-05T10:00:00Z", "score": 0.9, "plan": "pro"}
+    )
+
+
+def held_ids(model) -> list[str]:
+    table = model._pulse.store.fetch_arrow(
+        f"SELECT __id FROM pending_{model.spec.model_id} ORDER BY __id"
+    )
+    return table.column("__id").to_pylist()
+
+
+class TestHeldLabelLimits:
+    """Labels for unknown ids are held up to a cap and for a limited time; the rest go to the
+    quarantine with a reason, so nothing is lost silently and the store stays bounded."""
+
+    def test_cap_quarantines_new_unknown_ids(self, binary_model):
+        binary_model._pulse.engine.max_held = 3
+        report = binary_model.log_feedback_batch(labels(["u1", "u2", "u3", "u4", "u5"]),
+                                                 id="id", label="churned")
+        assert (report.received, report.stored, report.quarantined) == (5, 3, 2)
+        assert report.held == 3
+        q = binary_model.quarantined()
+        assert sorted(q["id"]) == ["u4", "u5"]
+        assert q["reason"].str.contains(
+            "too many held labels for unknown ids (cap 3", regex=False
+        ).all()
+        assert q["kind"].eq("feedback").all()
+        assert held_ids(binary_model) == ["u1", "u2", "u3"]
+        # a correction of a held label does not grow the table; more new ids are refused
+        again = binary_model.log_feedback_batch(labels(["u1", "u6"], 0), id="id",
+                                                label="churned")
+        assert (again.stored, again.quarantined, again.held) == (1, 1, 1)
+        assert held_ids(binary_model) == ["u1", "u2", "u3"]
+        # labels for stored predictions are never refused, whatever the cap
+        binary_model.log_batch(predictions(["p1", "p2", "u1"]), id="id", timestamp="ts")
+        matched = binary_model.log_feedback_batch(labels(["p1", "p2"]), id="id",
+                                                  label="churned")
+        assert (matched.stored, matched.quarantined, matched.matched) == (2, 0, 2)
+        frame = binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")
+        # u1 took its corrected held label (0, against a score of 0.9); p1 and p2 are right
+        assert frame["n_labeled"].iloc[0] == 3
+        assert frame["accuracy"].iloc[0] == pytest.approx(2 / 3)
+        assert held_ids(binary_model) == ["u2", "u3"]
+
+    def test_refused_rows_are_not_in_the_audit_log(self, binary_model):
+        binary_model._pulse.engine.max_held = 1
+        binary_model.log_feedback_batch(labels(["a", "b", "b"]), id="id", label="churned")
+        audit = binary_model._pulse.store.fetch_arrow(
+            f"SELECT __id FROM feedback_{binary_model.spec.model_id}"
+        )
+        assert audit.column("__id").to_pylist() == ["a"]
+        # both rows for "b" are quarantined: received == stored + quarantined
+        assert sorted(binary_model.quarantined()["batch_row"]) == [1, 2]
+
+    def test_expired_held_labels_move_to_the_quarantine(self, binary_model, monkeypatch):
+        from mlpulse.engine import ingest
+
+        report = binary_model.log_feedback_batch(labels(["late1", "late2"]), id="id",
+                                                 label="churned")
+        assert report.held == 2
+        start = ingest._naive_now()
+        monkeypatch.setattr(ingest, "_naive_now", lambda: start + timedelta(days=31))
+        fresh = binary_model.log_feedback_batch(labels(["new1"]), id="id", label="churned")
+        assert (fresh.received, fresh.stored, fresh.quarantined, fresh.held) == (1, 1, 0, 1)
+        assert held_ids(binary_model) == ["new1"]
+        q = binary_model.quarantined()
+        assert sorted(q["id"]) == ["late1", "late2"]
+        assert q["reason"].str.contains("no prediction with this id arrived within 30d").all()
+        payload = json.loads(q["payload"].iloc[0])
+        assert payload["label"] == 1 and payload["id"] in ("late1", "late2")
+        assert (q["batch_row"] == -1).all()
+        # the prediction that comes after the expiry is not labeled by the expired label
+        binary_model.log_batch(predictions(["late1", "new1"]), id="id", timestamp="ts")
+        frame = binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")
+        assert (frame["n"].iloc[0], frame["n_labeled"].iloc[0]) == (2, 1)
+
+    def test_expiry_can_be_turned_off_and_cap_set_by_environment(self, monkeypatch):
+        import mlpulse
+        from mlpulse.errors import ConfigError
+
+        monkeypatch.setenv("MLPULSE_MAX_HELD_LABELS", "2")
+        monkeypatch.setenv("MLPULSE_HELD_LABEL_EXPIRY", "never")
+        with mlpulse.connect(":memory:") as pulse:
+            assert (pulse.engine.max_held, pulse.engine.held_expiry) == (2, None)
+        monkeypatch.setenv("MLPULSE_HELD_LABEL_EXPIRY", "2h")
+        with mlpulse.connect(":memory:") as pulse:
+            assert pulse.engine.held_expiry == 2 * 3600 * 10**6
+        monkeypatch.setenv("MLPULSE_MAX_HELD_LABELS", "lots")
+        with pytest.raises(ConfigError, match="MLPULSE_MAX_HELD_LABELS"):
+            mlpulse.connect(":memory:")
+
+    def test_pending_table_without_arrival_time(self, binary_model, monkeypatch):
+        """A pending table from before held labels expired gets the column; its rows' clock
+        starts when it is added."""
+        from mlpulse.engine import ingest
+
+        binary_model.log_feedback_batch(labels(["old"]), id="id", label="churned")
+        store = binary_model._pulse.store
+        with store.write() as conn:
+            conn.execute(f"ALTER TABLE pending_{binary_model.spec.model_id} "
+                         "DROP COLUMN __received_at")
+        binary_model.log_feedback_batch(labels(["other"]), id="id", label="churned")
+        assert held_ids(binary_model) == ["old", "other"]
+        start = ingest._naive_now()
+        monkeypatch.setattr(ingest, "_naive_now", lambda: start + timedelta(days=30, hours=1))
+        binary_model.log_feedback_batch(labels(["x"]), id="id", label="churned")
+        assert held_ids(binary_model) == ["x"]
+        assert sorted(binary_model.quarantined()["id"]) == ["old", "other"]

@@ -397,3 +397,227 @@ class TestQuarantinedFeedback:
                 "accuracy"
             ].iloc[0]
         )
+
+
+def raw_rows(model) -> pd.DataFrame:
+    """The model's stored raw rows, by id (what a query would read)."""
+    table = model._pulse.store.fetch_arrow(f"SELECT * FROM raw_{model.spec.model_id} ORDER BY __id")
+    return table.to_pandas().set_index("__id")
+
+
+class TestRowsWithDifferentKeys:
+    """A list of row dicts keeps every key of every row, not only the first row's."""
+
+    ROWS = [
+        {"id": "a", "score": 0.1, "ts": "2026-01-05T10:00:00Z"},
+        {
+            "id": "b",
+            "score": 0.2,
+            "ts": "2026-01-05T11:00:00Z",
+            "age": 41,
+            "latency_ms": 7.5,
+            "trace_id": "t-b",
+        },
+        {"id": "c", "score": 0.3, "ts": "2026-01-05T12:00:00Z", "plan": "pro"},
+    ]
+
+    def test_log_batch_list_of_dicts_keeps_later_keys(self, binary_model):
+        report = binary_model.log_batch(self.ROWS, id="id", timestamp="ts")
+        check_report(report, 3, 3, 0)
+        rows = raw_rows(binary_model)
+        assert rows.loc["b", "age"] == 41 and np.isnan(rows.loc["a", "age"])
+        assert rows.loc["b", "__latency_ms"] == 7.5
+        assert rows.loc["b", "__trace_id"] == "t-b"
+        assert rows.loc["c", "plan"] == "pro"
+        assert {"age", "plan"} <= set(binary_model.spec.features)
+        summary = binary_model.summary(start="2026-01-05", end="2026-01-06")
+        counts = dict(zip(summary["column"], summary["count"], strict=True))
+        assert counts["age"] == 1 and counts["plan"] == 1
+        latency = binary_model.metrics(["latency_p50"], start="2026-01-05", end="2026-01-06")
+        assert latency["latency_p50"].iloc[0] == pytest.approx(7.5)
+
+    def test_timestamp_missing_from_the_first_row_is_honoured(self, binary_model):
+        rows = [{"id": "x", "score": 0.5}] + self.ROWS[1:]
+        report = binary_model.log_batch(rows, id="id", timestamp="ts")
+        # the first row has no time in a batch that has a timestamp column: quarantined,
+        # the others stored at their own times, not at arrival time
+        check_report(report, 3, 2, 1)
+        assert "missing timestamp" in binary_model.quarantined()["reason"].iloc[0]
+        stored = raw_rows(binary_model)["__ts"]
+        assert list(stored.astype(str)) == ["2026-01-05 11:00:00", "2026-01-05 12:00:00"]
+        frame = binary_model.metrics(["count"], start="2026-01-05T10:30:00Z", step="1h",
+                                     end="2026-01-05T12:30:00Z")
+        assert frame["n"].tolist() == [1, 1]
+
+    def test_mixed_types_in_a_later_key(self, binary_model):
+        rows = [
+            {"id": "a", "score": 0.1, "ts": "2026-01-05T10:00:00Z"},
+            {"id": "b", "score": 0.2, "ts": "2026-01-05T10:00:00Z", "age": 3},
+            {"id": "c", "score": 0.3, "ts": "2026-01-05T10:00:00Z", "age": "old"},
+        ]
+        report = binary_model.log_batch(rows, id="id", timestamp="ts")
+        check_report(report, 3, 3, 0)
+        rows = raw_rows(binary_model)  # a new column of mixed values is kept as text
+        assert rows.loc["b", "age"] == "3" and rows.loc["c", "age"] == "old"
+
+    def test_log_calls_with_different_feature_keys(self, pulse):
+        model = pulse.model("keys", task="binary", prediction="score", label="y")
+        model.log("r1", features={"age": 30}, prediction=0.1, timestamp="2026-01-05T00:00:00Z")
+        model.log("r2", features={"plan": "pro"}, prediction=0.2, latency_ms=3.0,
+                  timestamp="2026-01-05T00:01:00Z")
+        model.log("r3", features={"age": 50, "city": "Lyon"}, prediction=0.3, trace_id="t3",
+                  timestamp="2026-01-05T00:02:00Z")
+        pulse.flush()
+        rows = raw_rows(model)
+        assert rows.loc["r1", "age"] == 30 and rows.loc["r3", "age"] == 50
+        assert rows.loc["r2", "plan"] == "pro" and rows.loc["r3", "city"] == "Lyon"
+        assert rows.loc["r2", "__latency_ms"] == 3.0 and rows.loc["r3", "__trace_id"] == "t3"
+        assert list(rows["__ts"].astype(str)) == [
+            "2026-01-05 00:00:00", "2026-01-05 00:01:00", "2026-01-05 00:02:00"
+        ]
+
+
+def numeric_times(value, dtype=None) -> pa.Table:
+    """Three good rows with epoch-second times, and a row ``bad`` with ``value``."""
+    base = 1_767_607_200.0  # 2026-01-05T10:00:00Z
+    dtype = dtype or pa.float64()
+    values = [base, base + 60, base + 120, value]
+    ts = pa.array([float(v) if dtype == pa.float64() else int(v) for v in values], type=dtype)
+    return pa.table({"id": ["a", "b", "c", "bad"], "ts": ts, "score": [0.1, 0.2, 0.3, 0.4]})
+
+
+class TestTimestampRange:
+    """Times outside the accepted range (a unit mistake, mostly) are quarantined, not stored."""
+
+    @pytest.mark.parametrize(
+        ("value", "words"),
+        [
+            (1_767_607_200_000, "looks like milliseconds"),
+            (1_767_607_200_000_000, "looks like microseconds"),
+            (1_767_607_200_000_000_000, "looks like nanoseconds"),
+            (1e13, "outside the accepted range [1970-01-01, 2200-01-01)"),
+            (9.3e12, "outside the accepted range"),  # past int64 microseconds
+            (-1e13, "outside the accepted range"),
+            (-1.0, "outside the accepted range"),
+            (1e300, "outside the accepted range"),
+            (float("inf"), "nan or infinite"),
+            (float("-inf"), "nan or infinite"),
+            (float("nan"), "nan or infinite"),
+        ],
+    )
+    def test_numeric_time_out_of_range(self, binary_model, value, words):
+        report = binary_model.log_batch(numeric_times(value), id="id", timestamp="ts")
+        check_report(report, 4, 3, 1)
+        q = binary_model.quarantined()
+        assert q["id"].tolist() == ["bad"]
+        assert words in q["reason"].iloc[0].lower()
+        assert "'ts'" in q["reason"].iloc[0] and "churn" in q["reason"].iloc[0]
+        assert raw_rows(binary_model)["__ts"].min() >= pd.Timestamp("2026-01-05")
+
+    def test_integer_epoch_milliseconds(self, binary_model):
+        report = binary_model.log_batch(
+            numeric_times(1_767_607_200_000, pa.int64()), id="id", timestamp="ts"
+        )
+        check_report(report, 4, 3, 1)
+        assert "divide by 1,000" in binary_model.quarantined()["reason"].iloc[0]
+
+    @pytest.mark.parametrize(
+        "value", ["9999-12-31T00:00:00Z", "1900-01-01T00:00:00Z", "0001-01-01", "1767607200000"]
+    )
+    def test_text_time_out_of_range(self, binary_model, value):
+        frame = pa.table(
+            {"id": ["a", "bad"], "ts": ["2026-01-05T10:00:00Z", value], "score": [0.1, 0.2]}
+        )
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 2, 1, 1)
+        reason = binary_model.quarantined()["reason"].iloc[0]
+        assert "outside the accepted range" in reason
+        assert ("milliseconds" in reason) == value.isdigit()
+
+    @pytest.mark.parametrize(
+        "value", [pd.Timestamp("1969-12-31T23:59:59Z").to_pydatetime(), "9999-01-01", "0001-01-01"]
+    )
+    def test_datetime_out_of_range(self, binary_model, value):
+        import datetime as dt
+
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+        frame = pa.table(
+            {
+                "id": ["a", "bad"],
+                "ts": pa.array([dt.datetime(2026, 1, 5), moment], pa.timestamp("us", tz="UTC")),
+                "score": [0.1, 0.2],
+            }
+        )
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 2, 1, 1)
+        reason = binary_model.quarantined()["reason"].iloc[0]
+        assert "outside the accepted range" in reason and "looks like" not in reason
+
+    def test_seconds_timestamp_typed_column_past_int64_micros(self, binary_model):
+        # 1e15 s is representable as timestamp[s] but overflows microseconds
+        frame = pa.table(
+            {
+                "id": ["a", "bad"],
+                "ts": pa.array([1_767_607_200, 10**15], pa.timestamp("s")),
+                "score": [0.1, 0.2],
+            }
+        )
+        check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 2, 1, 1)
+
+    def test_feedback_time_out_of_range(self, binary_model):
+        fb = pa.table({"id": ["a", "b"], "churned": [1, 0], "t": [1_767_607_200, 1_767_607_200_000]})
+        report = binary_model.log_feedback_batch(fb, id="id", label="churned", timestamp="t")
+        check_report(report, 2, 1, 1)
+        assert "milliseconds" in binary_model.quarantined()["reason"].iloc[0]
+
+    def test_range_is_configurable(self, binary_model, monkeypatch):
+        monkeypatch.setenv("MLPULSE_MIN_TIMESTAMP", "1900-01-01")
+        monkeypatch.setenv("MLPULSE_MAX_TIMESTAMP", "2030-01-01T00:00:00+00:00")
+        frame = pa.table(
+            {
+                "id": ["old", "now", "later"],
+                "ts": ["1950-06-01T00:00:00Z", "2026-01-05T00:00:00Z", "2031-01-01T00:00:00Z"],
+                "score": [0.1, 0.2, 0.3],
+            }
+        )
+        report = binary_model.log_batch(frame, id="id", timestamp="ts")
+        check_report(report, 3, 2, 1)
+        reason = binary_model.quarantined()["reason"].iloc[0]
+        assert "[1900-01-01, 2030-01-01)" in reason
+
+    @pytest.mark.parametrize(
+        ("lo", "hi"), [("yesterday", "2200-01-01"), ("2200-01-01", "1970-01-01")]
+    )
+    def test_bad_range_setting_is_a_config_error(self, binary_model, monkeypatch, lo, hi):
+        from mlpulse.errors import ConfigError
+
+        monkeypatch.setenv("MLPULSE_MIN_TIMESTAMP", lo)
+        monkeypatch.setenv("MLPULSE_MAX_TIMESTAMP", hi)
+        with pytest.raises(ConfigError, match="MLPULSE_M"):
+            binary_model.log_batch(numeric_times(1.0), id="id", timestamp="ts")
+
+
+class TestNoWarnings:
+    """Ordinary ingest of valid data raises no warning (NaN and inf never reach an int cast)."""
+
+    def test_float_categorical_column_with_nan_and_inf(self, pulse):
+        import warnings
+
+        reference = pd.DataFrame({"plan": ["a", "b"], "x": [1.0, 2.0], "score": [0.1, 0.9],
+                                  "y": [0, 1]})
+        model = pulse.model("w", task="binary", prediction="score", label="y",
+                            reference=reference, segments=["plan"])
+        batch = pa.table(
+            {
+                "id": ["a", "b", "c", "d"],
+                "ts": ["2026-01-05T10:00:00Z"] * 4,
+                "score": [0.1, 0.2, 0.3, 0.4],
+                "x": [1.0, float("nan"), float("inf"), None],
+                "plan": [1.0, float("nan"), float("inf"), None],  # categorical, sent as floats
+            }
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            report = model.log_batch(batch, id="id", timestamp="ts")
+        check_report(report, 4, 4, 0)
+        assert raw_rows(model)["plan"].tolist()[0] == "1"

@@ -17,26 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from .._arrow import rows_to_table  # the union of the rows' keys: log() rows differ
+
 log = logging.getLogger("mlpulse.batcher")
 
 Item = tuple[tuple[Any, ...], dict[str, Any]]  # (destination key, row)
 Sink = Callable[[tuple[Any, ...], pa.Table], None]
-
-
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Column-wise Arrow conversion; a column of mixed types becomes text, so one bad value
-    cannot sink the batch (validation then nulls it and counts a type violation)."""
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    columns = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        try:
-            columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-            columns[name] = pa.array([None if v is None else str(v) for v in values], pa.string())
-    return pa.table(columns)
 
 
 class Batcher:

@@ -10,16 +10,18 @@ recomputed from raw rows and rolled up, so nothing is ever counted twice.
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._time import RESOLUTIONS, now_micros
+from .._time import DAY, HOUR, MINUTE, RESOLUTIONS, now_micros, parse_duration
+from ..errors import ConfigError
 from ..schema import ModelSpec, to_arrow
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
@@ -58,12 +60,50 @@ def _naive_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+#: Labels held per model for ids with no prediction yet (``$MLPULSE_MAX_HELD_LABELS``):
+#: past the cap, labels for new unknown ids are quarantined, so a stream of labels for ids
+#: that never come cannot grow the store without bound.
+DEFAULT_MAX_HELD_LABELS = 1_000_000
+#: How long a held label waits for its prediction (``$MLPULSE_HELD_LABEL_EXPIRY``, a duration
+#: such as ``30d``, or ``never``) before it moves to the quarantine; checked as feedback arrives.
+DEFAULT_HELD_LABEL_EXPIRY = "30d"
+
+
+def held_label_limits() -> tuple[int, int | None]:
+    """``(cap, expiry in microseconds or None)`` from the environment or the defaults."""
+    text = os.environ.get("MLPULSE_MAX_HELD_LABELS") or str(DEFAULT_MAX_HELD_LABELS)
+    try:
+        cap = int(text.replace("_", ""))
+    except ValueError:
+        cap = -1
+    if cap < 0:
+        raise ConfigError(f"MLPULSE_MAX_HELD_LABELS must be a whole number >= 0, got {text!r}")
+    expiry = (os.environ.get("MLPULSE_HELD_LABEL_EXPIRY") or DEFAULT_HELD_LABEL_EXPIRY).strip()
+    if expiry.lower() in ("never", "none", "0"):
+        return cap, None
+    try:
+        micros = parse_duration(expiry)
+    except ConfigError as exc:
+        raise ConfigError(f"MLPULSE_HELD_LABEL_EXPIRY: {exc} (or 'never')") from None
+    return cap, micros
+
+
+def _duration_text(micros: int) -> str:
+    for unit, width in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", 1_000_000)):
+        if micros % width == 0:
+            return f"{micros // width}{unit}"
+    return f"{micros}us"
+
+
 class Engine:
     """Writes batches into a :class:`Store` and keeps its profiles current."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.registry = Registry(store)
+        # held labels per model (feedback before its prediction): cap and expiry
+        self.max_held, self.held_expiry = held_label_limits()
+
 
     # -- predictions --------------------------------------------------------------------
 
@@ -292,15 +332,14 @@ class Engine:
     def _store_feedback(
         self, conn, spec: ModelSpec, arrow: pa.Table, clean: CleanBatch
     ) -> IngestReport:
-        raw, pending = raw_table(spec), pending_table(spec)
+        raw = raw_table(spec)
         batch = clean.table
         received_at = _naive_now()
+        quarantine = clean.quarantine
+        refused = 0
         conn.register("__fb", batch)
         try:
-            conn.execute(
-                f"INSERT INTO {feedback_table(spec)} SELECT __id, __label, __ts, ? FROM __fb",
-                [received_at],
-            )
+            self._expire_held(conn, spec, received_at)
             # the last row per id wins within a batch
             conn.execute(
                 "CREATE OR REPLACE TEMP TABLE __fb_last AS SELECT __id, "
@@ -315,17 +354,32 @@ class Engine:
             )
             held = 0
             if dirty.num_rows < distinct_ids:
-                # labels for predictions not seen yet wait in the pending table
-                base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchall()[0][
-                    0
-                ]
-                unmatched = conn.execute(
-                    f"INSERT INTO {pending} SELECT f.__id, f.__label, f.__ts, f.__seq + ? + 1 "
-                    f"FROM __fb_last f ANTI JOIN {raw} r ON r.__id = f.__id",
-                    [base],
-                ).fetchall()
-                held = int(unmatched[0][0]) if unmatched else 0
+                held, over = self._hold(conn, spec, received_at)
+                if len(over["__row"]):
+                    refused = len(over["__row"])
+                    cap = f"{self.max_held:,}"
+                    quarantine = _merge_quarantine(
+                        quarantine,
+                        arrow,
+                        np.asarray(over["__row"], dtype=np.int64),
+                        list(over["__id"]),
+                        [
+                            f"model {spec.name!r}: too many held labels for unknown ids (cap "
+                            f"{cap}, MLPULSE_MAX_HELD_LABELS): no prediction with this id is "
+                            "stored; send the predictions first or raise the cap"
+                        ]
+                        * refused,
+                    )
+            # the audit log holds every accepted row (not those refused above)
+            conn.execute(
+                f"INSERT INTO {feedback_table(spec)} SELECT __id, __label, __ts, ? FROM __fb "
+                "WHERE __id NOT IN (SELECT __id FROM __fb_refused)"
+                if refused
+                else f"INSERT INTO {feedback_table(spec)} SELECT __id, __label, __ts, ? FROM __fb",
+                [received_at],
+            )
             conn.execute("DROP TABLE __fb_last")
+            conn.execute("DROP TABLE IF EXISTS __fb_refused")
         finally:
             conn.unregister("__fb")
         if dirty.num_rows:
@@ -340,12 +394,96 @@ class Engine:
             self.store.raw_rows_changed(spec.model_id, {minute for _, minute in keys})
             admitted = {c: self.registry.segment_values(spec, c) for c in spec.segments}
             self._recompute_labeled(conn, spec, sorted(keys), admitted)
-        self._quarantine(conn, spec, None, "feedback", clean.quarantine)
+        self._quarantine(conn, spec, None, "feedback", quarantine)
         report = IngestReport(
-            arrow.num_rows, batch.num_rows, len(clean.quarantine), matched=dirty.num_rows, held=held
+            arrow.num_rows,
+            batch.num_rows - refused,
+            len(quarantine),
+            matched=dirty.num_rows,
+            held=held,
         )
         self._stats(conn, spec, "feedback", report)
         return report
+
+    def _hold(self, conn, spec: ModelSpec, received_at: datetime) -> tuple[int, dict]:
+        """Hold the labels of ``__fb_last`` whose prediction is not stored yet, one row per id
+        (a newer label replaces a held one). Labels for new ids past ``max_held`` are refused:
+        their ids go to ``__fb_refused`` and their rows of ``__fb`` (``__row``, ``__id``) are
+        returned for the quarantine. Returns ``(held, refused rows)``."""
+        raw, pending = raw_table(spec), pending_table(spec)
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE __fb_held AS SELECT f.*, "
+            f"f.__id IN (SELECT __id FROM {pending}) AS __known "
+            f"FROM __fb_last f ANTI JOIN {raw} r ON r.__id = f.__id"
+        )
+        held_now = int(conn.execute(f"SELECT count(*) FROM {pending}").fetchall()[0][0])
+        room = max(self.max_held - held_now, 0)
+        # first come, first held: the new ids past the room left are refused
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE __fb_refused AS SELECT __id FROM __fb_held "
+            f"WHERE NOT __known ORDER BY __seq OFFSET {int(room)}"
+        )
+        over = conn.execute(
+            "SELECT f.__row, f.__id FROM __fb f SEMI JOIN __fb_refused r ON r.__id = f.__id "
+            "ORDER BY f.__row"
+        ).fetchnumpy()
+        conn.execute(
+            f"DELETE FROM {pending} WHERE __id IN (SELECT __id FROM __fb_held WHERE __known)"
+        )
+        base = conn.execute(f"SELECT coalesce(max(__seq), 0) FROM {pending}").fetchall()[0][0]
+        inserted = conn.execute(
+            f"INSERT INTO {pending} (__id, __label, __ts, __seq, __received_at) "
+            "SELECT h.__id, h.__label, h.__ts, h.__seq + ? + 1, ? FROM __fb_held h "
+            "ANTI JOIN __fb_refused r ON r.__id = h.__id",
+            [base, received_at],
+        ).fetchall()
+        conn.execute("DROP TABLE __fb_held")
+        return (int(inserted[0][0]) if inserted else 0), over
+
+    def _expire_held(self, conn, spec: ModelSpec, now: datetime) -> None:
+        """Move held labels older than ``held_expiry`` to the quarantine (nothing is lost
+        silently: the quarantine keeps each label with the reason)."""
+        pending = pending_table(spec)
+        # pending tables made before held labels expired lack the arrival time: add it (a
+        # no-op when present; new models get it here too) and start their clock now
+        conn.execute(f"ALTER TABLE {pending} ADD COLUMN IF NOT EXISTS __received_at TIMESTAMP")
+        conn.execute(f"UPDATE {pending} SET __received_at = ? WHERE __received_at IS NULL", [now])
+        if self.held_expiry is None:
+            return
+        cutoff = now - timedelta(microseconds=self.held_expiry)
+        expired = query_arrow(
+            conn,
+            f"DELETE FROM {pending} WHERE __received_at < ? "
+            "RETURNING __id, __label, __ts, __received_at",
+            [cutoff],
+        )
+        n = expired.num_rows
+        if not n:
+            return
+        rows = pa.table(
+            {
+                "id": expired.column("__id"),
+                "label": expired.column("__label"),
+                "timestamp": expired.column("__ts"),
+                "held_since": expired.column("__received_at"),
+            }
+        )
+        reason = (
+            f"model {spec.name!r}: held label expired: no prediction with this id arrived "
+            f"within {_duration_text(self.held_expiry)} (MLPULSE_HELD_LABEL_EXPIRY)"
+        )
+        self._quarantine(
+            conn,
+            spec,
+            None,
+            "feedback",
+            Quarantine(
+                np.full(n, -1, dtype=np.int64),  # -1: not a row of the batch being ingested
+                expired.column("__id").to_pylist(),
+                [reason] * n,
+                payloads(rows, np.arange(n)),
+            ),
+        )
 
     def _recompute_labeled(
         self, conn, spec: ModelSpec, dirty, admitted: dict[str, set[str]]

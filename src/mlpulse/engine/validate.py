@@ -9,7 +9,11 @@ stored as null and counted as a type violation. Only problems with the batch as 
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._time import MINUTE
-from ..errors import SchemaError
+from ..errors import ConfigError, SchemaError
 from ..schema import CATEGORICAL, NUMERIC, ModelSpec
 
 TIMESTAMP = pa.timestamp("us")
@@ -133,10 +137,12 @@ def to_string(array: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
         if pa.types.is_floating(dtype):
             # 3.0 -> "3" so a float-typed category column matches its integer spelling
             values = array.to_numpy(zero_copy_only=False)
-            integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
-            text = np.where(
-                integral, values.astype("int64", copy=False).astype(str), values.astype(str)
-            )
+            with np.errstate(invalid="ignore"):  # NaN compares false: not integral
+                integral = np.isfinite(values) & (np.floor(values) == values)
+                integral &= np.abs(values) < 2**53
+            # cast only the integral values: NaN or inf -> int64 is undefined (and warns)
+            whole = np.where(integral, values, 0.0).astype(np.int64)
+            text = np.where(integral, whole.astype(str), values.astype(str))
             strings = pa.array(text, type=pa.string(), mask=_null_mask(array))
         else:
             strings = pc.cast(array, pa.string())
@@ -148,44 +154,193 @@ def to_string(array: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
         return pa.nulls(len(array), pa.string()), ~null
 
 
-def to_micros(array: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Timestamps as int64 microseconds (naive values are UTC); ``(micros, null, malformed)``."""
+#: Event and label times outside ``[MLPULSE_MIN_TIMESTAMP, MLPULSE_MAX_TIMESTAMP)`` are
+#: quarantined: they are almost always a unit mistake (epoch milliseconds read as seconds
+#: land in the year 58,000) and would otherwise be stored in a bucket no query ever covers.
+DEFAULT_MIN_TIMESTAMP = "1970-01-01"
+DEFAULT_MAX_TIMESTAMP = "2200-01-01"
+
+# why a timestamp was refused (0: accepted)
+_OUT_OF_RANGE, _MILLIS, _MICROS, _NANOS, _NOT_FINITE = 1, 2, 3, 4, 5
+_HINT_FLOOR = 946_684_800.0  # 2000-01-01: a unit hint must give a recent time
+_UNITS = ((_MILLIS, 1e3), (_MICROS, 1e6), (_NANOS, 1e9))
+_UNIT_NAMES = {_MILLIS: "milliseconds", _MICROS: "microseconds", _NANOS: "nanoseconds"}
+# Arrow's timestamp/date units: values per second
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class TimestampRange:
+    """Accepted times ``[lo, hi)`` in microseconds since the epoch.
+
+    >>> TimestampRange.parse("1970-01-01", "2200-01-01")
+    TimestampRange(lo=0, hi=7258118400000000)
+    """
+
+    lo: int
+    hi: int
+
+    @classmethod
+    def parse(cls, lo: str, hi: str) -> TimestampRange:
+        bounds = []
+        for variable, text in (("MLPULSE_MIN_TIMESTAMP", lo), ("MLPULSE_MAX_TIMESTAMP", hi)):
+            try:
+                moment = datetime.fromisoformat(text.strip())
+            except ValueError:
+                raise ConfigError(
+                    f"{variable} must be an ISO 8601 date or time (e.g. 2200-01-01), "
+                    f"got {text!r}"
+                ) from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+            bounds.append((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+        if bounds[0] >= bounds[1]:
+            raise ConfigError(
+                f"MLPULSE_MIN_TIMESTAMP ({lo!r}) must be before MLPULSE_MAX_TIMESTAMP ({hi!r})"
+            )
+        return cls(bounds[0], bounds[1])
+
+    @classmethod
+    def from_env(cls) -> TimestampRange:
+        """``$MLPULSE_MIN_TIMESTAMP`` .. ``$MLPULSE_MAX_TIMESTAMP`` (1970-01-01 .. 2200-01-01)."""
+        return _range(
+            os.environ.get("MLPULSE_MIN_TIMESTAMP") or DEFAULT_MIN_TIMESTAMP,
+            os.environ.get("MLPULSE_MAX_TIMESTAMP") or DEFAULT_MAX_TIMESTAMP,
+        )
+
+    def __str__(self) -> str:
+        lo, hi = (_EPOCH + timedelta(microseconds=b) for b in (self.lo, self.hi))
+        return f"[{_day_or_time(lo)}, {_day_or_time(hi)})"
+
+    def classify(self, seconds: np.ndarray, null: np.ndarray, *, hints: bool) -> np.ndarray:
+        """Why each time in seconds (float64) is refused: 0 accepted, else a reason code.
+        With ``hints``, a value that is in range once read as milli-, micro- or nanoseconds
+        (and then after 2000) says so."""
+        lo, hi = self.lo / 1e6, self.hi / 1e6
+        finite = np.isfinite(seconds)
+        with np.errstate(invalid="ignore"):
+            inside = (seconds >= lo) & (seconds < hi)
+        problem = np.where(finite, np.where(inside, 0, _OUT_OF_RANGE), _NOT_FINITE)
+        problem = np.where(null, 0, problem).astype(np.int8)
+        if hints and (problem == _OUT_OF_RANGE).any():
+            floor = max(lo, _HINT_FLOOR)
+            for code, per_second in _UNITS:
+                scaled = seconds / per_second
+                fits = (problem == _OUT_OF_RANGE) & (scaled >= floor) & (scaled < hi)
+                problem[fits] = code
+        return problem
+
+
+@functools.lru_cache(maxsize=8)
+def _range(lo: str, hi: str) -> TimestampRange:
+    return TimestampRange.parse(lo, hi)
+
+
+def _day_or_time(moment: datetime) -> str:
+    if moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_YEAR = re.compile(r"^\s*([+-]?\d{4,})-\d\d")
+
+
+def to_micros(
+    array: pa.ChunkedArray, accepted: TimestampRange | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps as int64 microseconds (naive values are UTC).
+
+    Returns ``(micros, null, malformed, refused)``: ``refused`` holds a reason code per row
+    for times outside ``accepted`` (default :meth:`TimestampRange.from_env`), NaN or
+    infinite; ``micros`` is 0 wherever a row is null, malformed or refused. Ranges are
+    checked before any conversion, so no value overflows.
+    """
+    accepted = accepted or TimestampRange.from_env()
     dtype = array.type
+    n = len(array)
     null = _null_mask(array)
-    micros = np.zeros(len(array), dtype=np.int64)
-    malformed = np.zeros(len(array), dtype=bool)
+    malformed = np.zeros(n, dtype=bool)
     if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
-        target = pa.timestamp("us", tz=dtype.tz) if pa.types.is_timestamp(dtype) else TIMESTAMP
-        cast = pc.cast(array, target, safe=False)
-        micros = (
-            pc.fill_null(cast.cast(pa.int64()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        )
-    elif pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
-        seconds = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-        malformed = ~np.isfinite(seconds) & ~null
-        micros = np.where(np.isfinite(seconds), np.round(np.nan_to_num(seconds) * 1e6), 0).astype(
-            np.int64
-        )
+        return _native(array, accepted, null)
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
+        seconds = pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        seconds = np.asarray(seconds, dtype=np.float64)
+        numeric = ~null
+        parsed_us = np.zeros(n, dtype=np.int64)
+        far = np.zeros(n, dtype=bool)
     elif pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         texts = pd.Series(array.to_numpy(zero_copy_only=False), dtype=object)
         parsed = pd.to_datetime(texts, utc=True, errors="coerce", format="ISO8601")
-        micros = (
+        unparsed = parsed.isna().to_numpy() & ~null
+        parsed_us = (
             parsed.dt.tz_convert("UTC")
             .dt.tz_localize(None)
             .astype("datetime64[us]")
             .to_numpy()
             .astype("int64")
         )
+        seconds = np.where(unparsed | null, np.nan, parsed_us / 1e6)
         # text holding a number is seconds since the epoch, like a numeric column
-        seconds = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        numeric = np.isfinite(seconds) & parsed.isna().to_numpy()
-        micros = np.where(numeric, np.round(np.nan_to_num(seconds) * 1e6), micros).astype(np.int64)
-        unparsed = parsed.isna().to_numpy() & ~numeric
-        malformed = unparsed & ~null
-        micros = np.where(unparsed, 0, micros)
+        numbers = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        numeric = unparsed & ~np.isnan(numbers)
+        seconds = np.where(numeric, numbers, seconds)
+        malformed = unparsed & ~numeric
+        far = _far_iso(texts, malformed, accepted)
+        malformed &= ~far
     else:
-        malformed = ~null
-    return micros, null, malformed
+        return np.zeros(n, dtype=np.int64), null, ~null, np.zeros(n, dtype=np.int8)
+    refused = accepted.classify(seconds, null | malformed | far, hints=True)
+    # only numbers get a unit hint; ISO text out of range is just out of range
+    hinted = (refused >= _MILLIS) & (refused <= _NANOS) & ~numeric
+    refused = np.where(hinted | far, _OUT_OF_RANGE, refused).astype(np.int8)
+    ok = (refused == 0) & ~null & ~malformed
+    from_numbers = np.round(np.where(ok & numeric, seconds, 0.0) * 1e6).astype(np.int64)
+    micros = np.where(ok, np.where(numeric, from_numbers, parsed_us), 0).astype(np.int64)
+    return micros, null, malformed, refused
+
+
+def _native(
+    array: pa.ChunkedArray, accepted: TimestampRange, null: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`to_micros` for Arrow timestamp and date columns (any unit)."""
+    dtype = array.type
+    if pa.types.is_date32(dtype):  # days
+        raw = pc.fill_null(array.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
+        raw = raw.astype(np.int64)
+        per_second = None
+    else:  # the stored int64 is UTC whatever the time zone
+        raw = pc.fill_null(array.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        raw = raw.astype(np.int64, copy=False)
+        per_second = 1_000 if pa.types.is_date64(dtype) else _PER_SECOND[dtype.unit]
+    seconds = raw * 86_400.0 if per_second is None else raw / float(per_second)
+    refused = accepted.classify(seconds, null, hints=False)
+    raw = np.where((refused == 0) & ~null, raw, 0)
+    if per_second is None:
+        micros = raw * 86_400_000_000
+    elif per_second >= 1_000_000:
+        micros = raw // (per_second // 1_000_000)  # floor: 1 ns before the epoch is -1 us
+    else:
+        micros = raw * (1_000_000 // per_second)
+    return micros.astype(np.int64), null, np.zeros(len(array), dtype=bool), refused
+
+
+def _far_iso(texts: pd.Series, candidates: np.ndarray, accepted: TimestampRange) -> np.ndarray:
+    """ISO text that pandas cannot hold (before 1677 or after 2262) but whose year is plainly
+    outside the accepted range: refused as out of range rather than called malformed."""
+    far = np.zeros(len(texts), dtype=bool)
+    if not candidates.any():
+        return far
+    rows = np.flatnonzero(candidates)
+    years = pd.to_numeric(
+        texts.iloc[rows].str.extract(_YEAR, expand=False), errors="coerce"
+    ).to_numpy(dtype=np.float64, na_value=np.nan)
+    known = ~np.isnan(years)
+    seconds = (years[known] - 1970.0) * 31_556_952.0  # a mean Gregorian year
+    outside = accepted.classify(seconds, np.zeros(len(seconds), dtype=bool), hints=False) != 0
+    far[rows[known][outside]] = True
+    return far
 
 
 def payloads(table: pa.Table, rows: np.ndarray) -> list[str]:
@@ -227,9 +382,26 @@ def _timestamps(
 ) -> np.ndarray:
     if ts_col is None:
         return np.full(table.num_rows, now, dtype=np.int64)
-    micros, null, malformed = to_micros(_column(table, ts_col, spec.name, "timestamp"))
-    reasons.flag(null, f"model {spec.name!r}: column {_name(ts_col)}: missing timestamp")
-    reasons.flag(malformed, f"model {spec.name!r}: column {_name(ts_col)}: malformed timestamp")
+    accepted = TimestampRange.from_env()
+    micros, null, malformed, refused = to_micros(
+        _column(table, ts_col, spec.name, "timestamp"), accepted
+    )
+    where = f"model {spec.name!r}: column {_name(ts_col)}"
+    reasons.flag(null, f"{where}: missing timestamp")
+    reasons.flag(malformed, f"{where}: malformed timestamp")
+    reasons.flag(refused == _NOT_FINITE, f"{where}: timestamp is NaN or infinite")
+    outside = (
+        f"{where}: timestamp outside the accepted range {accepted} "
+        "(MLPULSE_MIN_TIMESTAMP, MLPULSE_MAX_TIMESTAMP)"
+    )
+    for code, per_second in _UNITS:
+        unit = _UNIT_NAMES[code]
+        reasons.flag(
+            refused == code,
+            f"{outside}; it looks like {unit} since the epoch: send seconds "
+            f"(divide by {per_second:,.0f}) or an ISO 8601 time",
+        )
+    reasons.flag(refused == _OUT_OF_RANGE, outside)
     return micros
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..client.batcher import rows_to_table
+from .._arrow import rows_to_table
 from .errors import ApiError
 from .schemas import check_name
 
@@ -108,8 +108,17 @@ def _reject_constant(name: str) -> Any:
 
 def loads(text: str) -> Any:
     """Strict JSON: no NaN or Infinity (numbers that overflow to infinity are caught per
-    column afterwards, see :func:`_reject_overflow`, which is much faster than a hook)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    column afterwards, see :func:`_reject_overflow`, which is much faster than a hook).
+    Nesting deeper than the interpreter's recursion limit is a 400, not a crash."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(
+            400,
+            "the JSON is nested too deeply; rows are objects of plain values "
+            '(numbers, strings, booleans or null): {"rows": [{...}, ...]}',
+            "invalid_json",
+        ) from None
 
 
 def _reject_overflow(table: pa.Table) -> None:
@@ -159,11 +168,8 @@ def _rows_table(rows: list[Any], where: list[str | int], limits: Limits) -> pa.T
 
 
 def _to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    try:
-        try:  # Arrow's own conversion is fast; mixed-type columns need the careful one
-            return pa.Table.from_pylist(rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-            return rows_to_table(rows)
+    try:  # every key of every row, not only the first row's
+        return rows_to_table(rows)
     except UnicodeEncodeError:
         raise ApiError(
             400, "the body holds an invalid Unicode escape (a lone surrogate)", "invalid_unicode"
@@ -268,6 +274,12 @@ def _allowed(dtype: pa.DataType) -> bool:
     )
 
 
+def _short(dtype: pa.DataType, limit: int = 80) -> str:
+    """A type for messages; a deeply nested one is cut short."""
+    text = str(dtype)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def check_table(table: pa.Table, limits: Limits) -> None:
     """Rows, columns, column types, UTF-8 validity and string lengths within limits."""
     if table.num_rows > limits.max_rows:
@@ -302,10 +314,14 @@ def check_table(table: pa.Table, limits: Limits) -> None:
         if not _allowed(dtype):
             raise ApiError(
                 422,
-                f"column {name!r}: type {dtype} is not supported; send numbers, strings, "
-                "booleans or timestamps",
+                f"column {name!r}: type {_short(dtype)} is not supported; send numbers, "
+                "strings, booleans or timestamps (nested objects and lists are not features)",
                 errors=[
-                    {"loc": ["body", name], "msg": f"unsupported type {dtype}", "type": "type"}
+                    {
+                        "loc": ["body", name],
+                        "msg": f"unsupported type {_short(dtype)}",
+                        "type": "type",
+                    }
                 ],
             )
         values = column
