@@ -141,6 +141,26 @@ def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--forwarded-allow-ips", help="proxy addresses whose X-Forwarded-* headers are trusted"
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        help="seconds a connection may take to send its request headers (default: 10)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        help="seconds to wait for the next part of a request body; 408 after (default: 30)",
+    )
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        help="seconds an idle keep-alive connection stays open (default: 5)",
+    )
+    parser.add_argument(
+        "--limit-concurrency",
+        type=int,
+        help="most open connections; more get 503 (default: 1000)",
+    )
     return parser
 
 
@@ -159,6 +179,10 @@ _SERVE_SETTINGS = (
     "max_string_length",
     "root_path",
     "forwarded_allow_ips",
+    "header_timeout",
+    "body_timeout",
+    "timeout_keep_alive",
+    "limit_concurrency",
 )
 
 
@@ -201,10 +225,27 @@ def _add_keys(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _run_keys(args: argparse.Namespace) -> int:
     import os
 
+    from .errors import ConfigError
     from .server.keys import KeyStore
     from .store.database import Store
 
-    store = Store(args.db or os.environ.get("MLPULSE_DB") or "./mlpulse.duckdb")
+    path = args.db or os.environ.get("MLPULSE_DB") or "./mlpulse.duckdb"
+    if path == ":memory:":
+        raise ConfigError("keys need a database file; ':memory:' would forget them at once")
+    # a mistyped --db must not silently create an empty database: list and revoke refuse;
+    # create makes one (keys are created before a server's first start) and says so
+    missing = not os.path.exists(path)
+    if missing and args.action != "create":
+        raise ConfigError(
+            f"no database file at {path!r}: check --db (or $MLPULSE_DB); nothing was created"
+        )
+    store = Store(path)
+    if missing:
+        print(
+            f"mlpulse keys: created a new database {os.path.abspath(path)!r} (no file was "
+            "there); if you meant an existing one, check --db",
+            file=sys.stderr,
+        )
     try:
         keys = KeyStore(store)
         if args.action == "create":

@@ -12,6 +12,7 @@ catches them all. Messages name the model, column, row and reason where they app
     ├── ModelError               model registry problems
     │   ├── UnknownModelError    no model of that name / version (also a KeyError)
     │   └── ModelConflictError   re-registration that contradicts what is stored
+    ├── IdempotencyConflictError  a batch id reused for a different batch
     └── StoreError               the embedded store cannot be used
         └── StoreLockedError     another process owns the database file
 """
@@ -50,6 +51,11 @@ class ModelConflictError(ModelError):
     """A registration contradicts what is already stored (another task, say)."""
 
 
+class IdempotencyConflictError(MlpulseError):
+    """A batch id (HTTP ``Idempotency-Key``) that stored one batch was sent with another
+    (a different body, kind or version): the new batch is refused, nothing is stored."""
+
+
 class StoreError(MlpulseError):
     """The embedded store could not be opened or used."""
 
@@ -60,6 +66,7 @@ class StoreLockedError(StoreError):
 
 __all__ = [
     "ConfigError",
+    "IdempotencyConflictError",
     "MlpulseError",
     "ModelConflictError",
     "ModelError",

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._time import DAY, HOUR, MINUTE, RESOLUTIONS, now_micros, parse_duration
-from ..errors import ConfigError
+from ..errors import ConfigError, IdempotencyConflictError
 from ..schema import ModelSpec, to_arrow
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
@@ -116,34 +116,40 @@ class Engine:
         id_col: str = "id",
         ts_col: str | None = None,
         batch_id: str | None = None,
+        batch_hash: str | None = None,
     ) -> IngestReport:
         """Validate and store a batch of predictions in one transaction.
 
         With a ``batch_id``, a batch already stored under that id is not stored again: its
-        first report is returned (retried deliveries have an exactly-once effect).
+        first report is returned (retried deliveries have an exactly-once effect). With a
+        ``batch_hash`` too (a digest of the request), a batch id that stored a batch with
+        another hash raises :class:`~mlpulse.errors.IdempotencyConflictError`.
         """
         arrow = to_arrow(table, what=f"model {spec.name!r}: log_batch table")
-        if batch_id is not None and (done := self._seen(spec, batch_id)) is not None:
+        if batch_id is not None and (done := self._seen(spec, batch_id, None, batch_hash)):
             return done
         clean = validate_predictions(
             arrow, spec, version, id_col=id_col, ts_col=ts_col, now=now_micros()
         )
         try:
             with self.store.write() as conn:
-                if batch_id is not None and (done := self._seen(spec, batch_id, conn)) is not None:
+                if batch_id is not None and (done := self._seen(spec, batch_id, conn, batch_hash)):
                     return done
                 spec = self._evolve(conn, spec, clean)
                 report = self._store_predictions(conn, spec, version, arrow, clean)
-                self._remember(conn, spec, batch_id, "prediction", report)
+                self._remember(conn, spec, batch_id, "prediction", report, batch_hash)
         except BaseException:
             self.registry._segments.clear()
             raise
         return report
 
-    def _seen(self, spec: ModelSpec, batch_id: str, conn=None) -> IngestReport | None:
-        """The report of a batch already stored under ``batch_id``, if any."""
+    def _seen(
+        self, spec: ModelSpec, batch_id: str, conn=None, batch_hash: str | None = None
+    ) -> IngestReport | None:
+        """The report of a batch already stored under ``batch_id``, if any; a stored batch
+        whose hash differs from ``batch_hash`` is a conflict (both hashes known)."""
         sql = (
-            "SELECT received, stored, quarantined FROM ingested_batches "
+            "SELECT received, stored, quarantined, kind, request_hash FROM ingested_batches "
             "WHERE model_id = ? AND batch_id = ?"
         )
         params = [spec.model_id, str(batch_id)]
@@ -152,15 +158,32 @@ class Engine:
             if conn is not None
             else self.store.fetch_all(sql, params)
         )
-        return IngestReport(*rows[0]) if rows else None
+        if not rows:
+            return None
+        received, stored, quarantined, kind, stored_hash = rows[0]
+        if batch_hash is not None and stored_hash is not None and stored_hash != batch_hash:
+            raise IdempotencyConflictError(
+                f"model {spec.name!r}: batch id {str(batch_id)[:200]!r} (Idempotency-Key) "
+                f"already stored another {kind} batch ({received} rows) that differs from "
+                "this one in body, kind or version; nothing was stored. Use a new key for "
+                "a new batch"
+            )
+        return IngestReport(received, stored, quarantined)
 
     def _remember(
-        self, conn, spec: ModelSpec, batch_id: str | None, kind: str, report: IngestReport
+        self,
+        conn,
+        spec: ModelSpec,
+        batch_id: str | None,
+        kind: str,
+        report: IngestReport,
+        batch_hash: str | None = None,
     ) -> None:
         if batch_id is None:
             return
         conn.execute(
-            "INSERT INTO ingested_batches VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ingested_batches (model_id, batch_id, kind, received, stored, "
+            "quarantined, recorded_at, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 spec.model_id,
                 str(batch_id),
@@ -169,6 +192,7 @@ class Engine:
                 report.stored,
                 report.quarantined,
                 _naive_now(),
+                batch_hash,
             ],
         )
 
@@ -313,20 +337,22 @@ class Engine:
         label_col: str = "label",
         ts_col: str | None = None,
         batch_id: str | None = None,
+        batch_hash: str | None = None,
     ) -> IngestReport:
-        """Validate and store a batch of labels; idempotent per ``batch_id`` like predictions."""
+        """Validate and store a batch of labels; idempotent per ``batch_id`` (and checked
+        against ``batch_hash``) like predictions."""
         arrow = to_arrow(table, what=f"model {spec.name!r}: log_feedback_batch table")
-        if batch_id is not None and (done := self._seen(spec, batch_id)) is not None:
+        if batch_id is not None and (done := self._seen(spec, batch_id, None, batch_hash)):
             return done
         clean = validate_feedback(
             arrow, spec, id_col=id_col, label_col=label_col, ts_col=ts_col, now=now_micros()
         )
         with self.store.write() as conn:
-            if batch_id is not None and (done := self._seen(spec, batch_id, conn)) is not None:
+            if batch_id is not None and (done := self._seen(spec, batch_id, conn, batch_hash)):
                 return done
             spec = self.registry.get(spec.name)
             report = self._store_feedback(conn, spec, arrow, clean)
-            self._remember(conn, spec, batch_id, "feedback", report)
+            self._remember(conn, spec, batch_id, "feedback", report, batch_hash)
         return report
 
     def _store_feedback(

@@ -25,6 +25,8 @@ from ..client.embedded import Pulse
 from . import errors
 from .bodies import Limits
 from .config import ServerConfig
+from .connections import BodyTimeout
+from .health import Recover, StoreHealth
 from .keys import KeyStore
 from .routes import router
 from .schemas import Health
@@ -128,13 +130,22 @@ def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None
     app.state.pulse = pulse
     if pulse is not None:
         app.state.keys = KeyStore(pulse.store)
+    app.state.health = health = StoreHealth(app, config)
     errors.install(app)
     app.include_router(router)
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> dict[str, Any]:
-        """The process is up (no authentication)."""
-        return {"status": "ok", "version": __version__}
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        responses=errors.error_responses(503),
+        tags=["health"],
+    )
+    def healthz() -> Any:
+        """The process is up and its database usable (no authentication); 503 once a fatal
+        error (a full disk) invalidated the database and reopening it failed."""
+        if not health.alive():
+            return health.unavailable()
+        return JSONResponse({"status": "ok", "version": __version__})
 
     @app.get(
         "/readyz",
@@ -147,12 +158,19 @@ def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None
         pulse = getattr(request.app.state, "pulse", None)
         if not request.app.state.ready or pulse is None:
             return errors.error_response(503, "starting or stopping", "not_ready")
+        if health.failure is not None:
+            return health.unavailable()
         try:
             schema = pulse.store.schema_version()
         except Exception as exc:  # the store is unusable: say so, do not crash
-            return errors.error_response(503, f"store unavailable: {exc}", "not_ready")
+            health.mark(exc)
+            log.warning("readiness check failed: %s", exc)
+            return errors.error_response(503, "the database does not answer", "not_ready")
         return JSONResponse({"status": "ready", "version": __version__, "schema_version": schema})
 
+    # outermost last: access log, then store recovery, then the body timeout
+    app.add_middleware(BodyTimeout, timeout=config.body_timeout)
+    app.add_middleware(Recover, health=health)
     app.add_middleware(AccessLog)
     return app
 

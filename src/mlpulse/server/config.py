@@ -10,6 +10,7 @@ Later sources win: defaults < config file (``--config`` or ``$MLPULSE_CONFIG``, 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,6 +42,14 @@ class ServerConfig:
     root_path: str = ""  # path prefix when served behind a reverse proxy
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
     graceful_timeout: float = 30.0  # seconds in-flight requests get on shutdown
+    #: seconds a connection may take to send its request line and headers (closed after)
+    header_timeout: float = 10.0
+    #: seconds the server waits for the next part of a request body (408 after)
+    body_timeout: float = 30.0
+    #: seconds an idle keep-alive connection stays open between requests
+    timeout_keep_alive: float = 5.0
+    #: most open connections (and requests in flight); more get 503 and are closed at once
+    limit_concurrency: int = 1000
 
     # -- loading ------------------------------------------------------------------------
 
@@ -89,9 +98,19 @@ class ServerConfig:
             raise ConfigError(f"unknown log_level {self.log_level!r}")
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
             raise ConfigError("TLS needs both ssl_certfile and ssl_keyfile")
-        for name in ("max_body_bytes", "max_rows", "max_features", "max_string_length"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
+        for name in (
+            "max_body_bytes",
+            "max_rows",
+            "max_features",
+            "max_string_length",
+            "header_timeout",
+            "body_timeout",
+            "timeout_keep_alive",
+            "limit_concurrency",
+        ):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):  # also refuses NaN and infinity
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
     @property
     def loopback(self) -> bool:

@@ -7,6 +7,8 @@ reference, predictions, feedback), ``read`` queries, ``admin`` both and manages 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Annotated, Any
 
@@ -78,6 +80,7 @@ def require(scope: str) -> Any:
                 f"API key {key.key_id} has scope {key.scope!r}; this needs {scope!r} or 'admin'",
             )
         request.state.key_id = key.key_id
+        request.state.scope = key.scope
 
     return Depends(check)
 
@@ -227,7 +230,7 @@ async def put_reference(
 
 # -- ingest ---------------------------------------------------------------------------
 
-_INGEST_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 422)
+_INGEST_ERRORS = error_responses(400, 401, 403, 404, 408, 409, 413, 415, 422, 503, 507)
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -241,6 +244,19 @@ IdempotencyKey = Annotated[
 
 def _report(report: IngestReport, key: str | None) -> JSONResponse:
     return JSONResponse(IngestResult.of(report, key))
+
+
+def batch_hash(kind: str, version: str | None, request: Request, body: bytes) -> str:
+    """What an ``Idempotency-Key`` is checked against: sha256 of the batch's kind, version,
+    query parameters (the columns it names) and decompressed body. A retry of the same
+    request has the same hash; another batch under the same key does not (409)."""
+    digest = hashlib.sha256()
+    params = sorted(request.query_params.multi_items())
+    for part in (kind, version or "", json.dumps(params)):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big") + data)
+    digest.update(body)
+    return digest.hexdigest()
 
 
 @router.post(
@@ -284,7 +300,13 @@ async def ingest_predictions(
             table = _rename(table, prediction, spec.prediction)
         ts = timestamp or ("timestamp" if "timestamp" in table.column_names else None)
         return engine.ingest_predictions(
-            spec, version, table, id_col=id, ts_col=ts, batch_id=idempotency_key
+            spec,
+            version,
+            table,
+            id_col=id,
+            ts_col=ts,
+            batch_id=idempotency_key,
+            batch_hash=batch_hash("prediction", version, request, body),
         )
 
     return _report(await run_in_threadpool(work), idempotency_key)
@@ -330,6 +352,7 @@ async def ingest_feedback(
             label_col=label or spec.label,
             ts_col=timestamp,
             batch_id=idempotency_key,
+            batch_hash=batch_hash("feedback", None, request, body),
         )
 
     return _report(await run_in_threadpool(work), idempotency_key)

@@ -1,5 +1,8 @@
 """``mlpulse serve``: open the store, check the bind is safe, and run uvicorn.
 
+Connections are bounded (``limit_concurrency``) and timed (``header_timeout``,
+``timeout_keep_alive``; ``body_timeout`` in the app), see :mod:`.connections`.
+
 uvicorn stops on SIGTERM or Ctrl-C: it stops accepting, lets in-flight requests finish
 (``graceful_timeout``), then the app's shutdown closes and checkpoints the database.
 """
@@ -13,6 +16,7 @@ from ..errors import ConfigError
 from . import logs
 from .app import create_app
 from .config import ServerConfig
+from .connections import fit_fd_limit, guarded_h11
 from .keys import KeyStore
 
 log = logging.getLogger("mlpulse.server")
@@ -44,6 +48,7 @@ def serve(config: ServerConfig) -> None:
     if not keys.enabled:
         log.warning("no API key exists: the API is open to anyone who can reach it")
     app = create_app(config, pulse=pulse)
+    connections = fit_fd_limit(config.limit_concurrency)
     uvicorn.run(
         app,
         host=config.host,
@@ -59,6 +64,10 @@ def serve(config: ServerConfig) -> None:
         # long query strings (many metrics or features) get a JSON 4xx from the app,
         # not a plain-text 400 from the HTTP parser
         h11_max_incomplete_event_size=1024 * 1024,
+        # idle and slow clients must not hold connections (file descriptors) for ever
+        http=guarded_h11(config.header_timeout, connections),
+        limit_concurrency=connections,
+        timeout_keep_alive=config.timeout_keep_alive,  # type: ignore[arg-type]
     )
 
 

@@ -131,4 +131,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        5,
+        "request hash of ingested batches (a batch id reused for another batch is refused)",
+        [
+            # sha256 of what the batch was (kind, version, columns named, body); NULL for
+            # batches remembered before this migration, which keep the old behaviour
+            "ALTER TABLE ingested_batches ADD COLUMN IF NOT EXISTS request_hash VARCHAR",
+        ],
+    ),
 ]
