@@ -360,10 +360,13 @@ class TestApiKeys:
     line and no error ever carries the key."""
 
     def test_trailing_newline_is_stripped(self, keyed_server, tmp_path, caplog):
+        """A key as read from a secret file works; requests that succeed (which httpx logs
+        at INFO) log neither the key nor a password in the URL."""
         server, keys = keyed_server
         secret = keys["admin"].split("_", 2)[2]
+        url = server.url.replace("://", "://user:Hunter2Pass@")
         caplog.set_level(logging.DEBUG)
-        with mlpulse.connect(server.url, api_key=keys["admin"] + "\n", spool_dir=tmp_path / "sp",
+        with mlpulse.connect(url, api_key=keys["admin"] + "\n", spool_dir=tmp_path / "sp",
                              retry_for=1) as pulse:
             model = pulse.model("m", version="v1", task="binary", prediction="score")
             batch = {"id": ["a"], "score": [0.4], "timestamp": [BASE]}
@@ -372,7 +375,8 @@ class TestApiKeys:
             assert pulse.flush(10)
             counts = model.metrics(["count"], start="2026-01-05", end="2026-01-06")
             assert counts["n"].sum() == 2
-        assert secret not in caplog.text
+        assert "HTTP Request: POST" in caplog.text
+        assert secret not in caplog.text and "Hunter2Pass" not in caplog.text
 
     @pytest.mark.parametrize("key", ["mlp_ab\ncd_x", "mlp_ab\x00cd", "mlp ab", "mlp_é", " \n "])
     def test_broken_keys_are_refused(self, key, down_url, tmp_path):

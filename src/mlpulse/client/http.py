@@ -142,8 +142,17 @@ class HttpTransport:
         headers = {"User-Agent": "mlpulse-python"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        # a user:password in the URL becomes basic auth (unless a key is given), and leaves
+        # the URL: httpx logs request URLs
+        parsed = httpx.URL(self.url)
+        auth = None
+        if parsed.userinfo:
+            if not key:
+                auth = httpx.BasicAuth(parsed.username, parsed.password)
+            parsed = parsed.copy_with(userinfo=b"")
         self.client = httpx.Client(
-            base_url=self.url,
+            base_url=parsed,
+            auth=auth,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
             verify=verify,
