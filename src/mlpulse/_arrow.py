@@ -55,9 +55,7 @@ def _column_wise(rows: Sequence[dict[str, Any]]) -> pa.Table:
     names = list(dict.fromkeys(chain.from_iterable(rows)))
     for name in names:
         if not isinstance(name, str):
-            raise SchemaError(
-                f"column names must be strings, got {name!r} ({type(name).__name__})"
-            )
+            raise SchemaError(f"column names must be strings, got {name!r} ({type(name).__name__})")
     columns = {}
     for name in names:
         values = [row.get(name) for row in rows]

@@ -302,26 +302,27 @@ class TestHeldLabelLimits:
 
     def test_cap_quarantines_new_unknown_ids(self, binary_model):
         binary_model._pulse.engine.max_held = 3
-        report = binary_model.log_feedback_batch(labels(["u1", "u2", "u3", "u4", "u5"]),
-                                                 id="id", label="churned")
+        report = binary_model.log_feedback_batch(
+            labels(["u1", "u2", "u3", "u4", "u5"]), id="id", label="churned"
+        )
         assert (report.received, report.stored, report.quarantined) == (5, 3, 2)
         assert report.held == 3
         q = binary_model.quarantined()
         assert sorted(q["id"]) == ["u4", "u5"]
-        assert q["reason"].str.contains(
-            "too many held labels for unknown ids (cap 3", regex=False
-        ).all()
+        assert (
+            q["reason"]
+            .str.contains("too many held labels for unknown ids (cap 3", regex=False)
+            .all()
+        )
         assert q["kind"].eq("feedback").all()
         assert held_ids(binary_model) == ["u1", "u2", "u3"]
         # a correction of a held label does not grow the table; more new ids are refused
-        again = binary_model.log_feedback_batch(labels(["u1", "u6"], 0), id="id",
-                                                label="churned")
+        again = binary_model.log_feedback_batch(labels(["u1", "u6"], 0), id="id", label="churned")
         assert (again.stored, again.quarantined, again.held) == (1, 1, 1)
         assert held_ids(binary_model) == ["u1", "u2", "u3"]
         # labels for stored predictions are never refused, whatever the cap
         binary_model.log_batch(predictions(["p1", "p2", "u1"]), id="id", timestamp="ts")
-        matched = binary_model.log_feedback_batch(labels(["p1", "p2"]), id="id",
-                                                  label="churned")
+        matched = binary_model.log_feedback_batch(labels(["p1", "p2"]), id="id", label="churned")
         assert (matched.stored, matched.quarantined, matched.matched) == (2, 0, 2)
         frame = binary_model.metrics(["accuracy"], start="2026-01-05", end="2026-01-06")
         # u1 took its corrected held label (0, against a score of 0.9); p1 and p2 are right
@@ -342,8 +343,9 @@ class TestHeldLabelLimits:
     def test_expired_held_labels_move_to_the_quarantine(self, binary_model, monkeypatch):
         from mlpulse.engine import ingest
 
-        report = binary_model.log_feedback_batch(labels(["late1", "late2"]), id="id",
-                                                 label="churned")
+        report = binary_model.log_feedback_batch(
+            labels(["late1", "late2"]), id="id", label="churned"
+        )
         assert report.held == 2
         start = ingest._naive_now()
         monkeypatch.setattr(ingest, "_naive_now", lambda: start + timedelta(days=31))
@@ -384,8 +386,9 @@ class TestHeldLabelLimits:
         binary_model.log_feedback_batch(labels(["old"]), id="id", label="churned")
         store = binary_model._pulse.store
         with store.write() as conn:
-            conn.execute(f"ALTER TABLE pending_{binary_model.spec.model_id} "
-                         "DROP COLUMN __received_at")
+            conn.execute(
+                f"ALTER TABLE pending_{binary_model.spec.model_id} DROP COLUMN __received_at"
+            )
         binary_model.log_feedback_batch(labels(["other"]), id="id", label="churned")
         assert held_ids(binary_model) == ["old", "other"]
         start = ingest._naive_now()

@@ -445,8 +445,9 @@ class TestRowsWithDifferentKeys:
         assert "missing timestamp" in binary_model.quarantined()["reason"].iloc[0]
         stored = raw_rows(binary_model)["__ts"]
         assert list(stored.astype(str)) == ["2026-01-05 11:00:00", "2026-01-05 12:00:00"]
-        frame = binary_model.metrics(["count"], start="2026-01-05T10:30:00Z", step="1h",
-                                     end="2026-01-05T12:30:00Z")
+        frame = binary_model.metrics(
+            ["count"], start="2026-01-05T10:30:00Z", step="1h", end="2026-01-05T12:30:00Z"
+        )
         assert frame["n"].tolist() == [1, 1]
 
     def test_mixed_types_in_a_later_key(self, binary_model):
@@ -463,17 +464,29 @@ class TestRowsWithDifferentKeys:
     def test_log_calls_with_different_feature_keys(self, pulse):
         model = pulse.model("keys", task="binary", prediction="score", label="y")
         model.log("r1", features={"age": 30}, prediction=0.1, timestamp="2026-01-05T00:00:00Z")
-        model.log("r2", features={"plan": "pro"}, prediction=0.2, latency_ms=3.0,
-                  timestamp="2026-01-05T00:01:00Z")
-        model.log("r3", features={"age": 50, "city": "Lyon"}, prediction=0.3, trace_id="t3",
-                  timestamp="2026-01-05T00:02:00Z")
+        model.log(
+            "r2",
+            features={"plan": "pro"},
+            prediction=0.2,
+            latency_ms=3.0,
+            timestamp="2026-01-05T00:01:00Z",
+        )
+        model.log(
+            "r3",
+            features={"age": 50, "city": "Lyon"},
+            prediction=0.3,
+            trace_id="t3",
+            timestamp="2026-01-05T00:02:00Z",
+        )
         pulse.flush()
         rows = raw_rows(model)
         assert rows.loc["r1", "age"] == 30 and rows.loc["r3", "age"] == 50
         assert rows.loc["r2", "plan"] == "pro" and rows.loc["r3", "city"] == "Lyon"
         assert rows.loc["r2", "__latency_ms"] == 3.0 and rows.loc["r3", "__trace_id"] == "t3"
         assert list(rows["__ts"].astype(str)) == [
-            "2026-01-05 00:00:00", "2026-01-05 00:01:00", "2026-01-05 00:02:00"
+            "2026-01-05 00:00:00",
+            "2026-01-05 00:01:00",
+            "2026-01-05 00:02:00",
         ]
 
 
@@ -565,7 +578,9 @@ class TestTimestampRange:
         check_report(binary_model.log_batch(frame, id="id", timestamp="ts"), 2, 1, 1)
 
     def test_feedback_time_out_of_range(self, binary_model):
-        fb = pa.table({"id": ["a", "b"], "churned": [1, 0], "t": [1_767_607_200, 1_767_607_200_000]})
+        fb = pa.table(
+            {"id": ["a", "b"], "churned": [1, 0], "t": [1_767_607_200, 1_767_607_200_000]}
+        )
         report = binary_model.log_feedback_batch(fb, id="id", label="churned", timestamp="t")
         check_report(report, 2, 1, 1)
         assert "milliseconds" in binary_model.quarantined()["reason"].iloc[0]
@@ -603,10 +618,17 @@ class TestNoWarnings:
     def test_float_categorical_column_with_nan_and_inf(self, pulse):
         import warnings
 
-        reference = pd.DataFrame({"plan": ["a", "b"], "x": [1.0, 2.0], "score": [0.1, 0.9],
-                                  "y": [0, 1]})
-        model = pulse.model("w", task="binary", prediction="score", label="y",
-                            reference=reference, segments=["plan"])
+        reference = pd.DataFrame(
+            {"plan": ["a", "b"], "x": [1.0, 2.0], "score": [0.1, 0.9], "y": [0, 1]}
+        )
+        model = pulse.model(
+            "w",
+            task="binary",
+            prediction="score",
+            label="y",
+            reference=reference,
+            segments=["plan"],
+        )
         batch = pa.table(
             {
                 "id": ["a", "b", "c", "d"],

@@ -188,8 +188,7 @@ class TimestampRange:
                 moment = datetime.fromisoformat(text.strip())
             except ValueError:
                 raise ConfigError(
-                    f"{variable} must be an ISO 8601 date or time (e.g. 2200-01-01), "
-                    f"got {text!r}"
+                    f"{variable} must be an ISO 8601 date or time (e.g. 2200-01-01), got {text!r}"
                 ) from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
