@@ -140,7 +140,7 @@ def _may_read(request: Request) -> bool:
     keys = getattr(request.app.state, "keys", None)
     if keys is None or not keys.enabled:
         return True
-    return getattr(request.state, "scope", None) in ("read", "admin")
+    return getattr(request.state, "key_scope", None) in ("read", "admin")
 
 
 def _unknown_model_detail(request: Request, exc: mlerrors.UnknownModelError) -> str:

@@ -80,7 +80,7 @@ def require(scope: str) -> Any:
                 f"API key {key.key_id} has scope {key.scope!r}; this needs {scope!r} or 'admin'",
             )
         request.state.key_id = key.key_id
-        request.state.scope = key.scope
+        request.state.key_scope = key.scope
 
     return Depends(check)
 
