@@ -222,3 +222,35 @@ class TestHeldLabels:
             [row] = quarantine(client, "held")
             assert row["id"] == "u2" and row["kind"] == "feedback"
             assert "too many held labels for unknown ids (cap 2" in row["reason"]
+
+
+class TestBothTransports:
+    """``log`` calls and ``log_batch(list of dicts)`` with different keys keep every key, in
+    process and through a real server."""
+
+    def test_log_with_different_feature_keys(self, transport, model_name):
+        model = transport.model(
+            model_name, version="v1", task="binary", prediction="score", label="y"
+        )
+        model.log("r1", {"age": 30}, prediction=0.1, timestamp="2026-01-05T10:00:00Z")
+        model.log(
+            "r2", {"plan": "pro"}, prediction=0.2, timestamp="2026-01-05T11:00:00Z", latency_ms=4.0
+        )
+        model.log("r3", {"age": 50, "city": "Lyon"}, prediction=0.3, timestamp=1_767_610_800 + 3600)
+        assert transport.flush(30)
+        summary = model.summary(**WINDOW).set_index("column")
+        assert summary["count"].to_dict() == {"age": 2, "plan": 1, "city": 1}
+        counts = model.metrics(["count", "latency_p50"], step="1h", **WINDOW)
+        assert counts["n"].tolist() == [1, 1, 1]
+        assert counts["latency_p50"].iloc[1] == 4.0
+
+    def test_log_batch_list_of_dicts(self, transport, model_name):
+        model = transport.model(
+            model_name, version="v1", task="binary", prediction="score", label="y"
+        )
+        report = model.log_batch(ROWS, id="id")
+        assert (report.received, report.stored + report.pending, report.quarantined) == (3, 3, 0)
+        assert transport.flush(30)
+        summary = model.summary(**WINDOW).set_index("column")
+        assert summary["count"].to_dict() == {"age": 1, "plan": 1}
+        assert model.metrics(["count"], step="1h", **WINDOW)["n"].tolist() == [1, 1, 1]

@@ -167,6 +167,8 @@ _UNITS = ((_MILLIS, 1e3), (_MICROS, 1e6), (_NANOS, 1e9))
 _UNIT_NAMES = {_MILLIS: "milliseconds", _MICROS: "microseconds", _NANOS: "nanoseconds"}
 # Arrow's timestamp/date units: values per second
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_YEAR = re.compile(r"^\s*([+-]?\d{4,})-\d\d")  # the year of ISO text pandas cannot hold
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class TimestampRange:
                 ) from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+            delta = moment - _EPOCH
             bounds.append((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
         if bounds[0] >= bounds[1]:
             raise ConfigError(
@@ -240,10 +242,6 @@ def _day_or_time(moment: datetime) -> str:
     if moment.time() == datetime.min.time():
         return moment.date().isoformat()
     return moment.isoformat().replace("+00:00", "Z")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_YEAR = re.compile(r"^\s*([+-]?\d{4,})-\d\d")
 
 
 def to_micros(
@@ -501,8 +499,9 @@ def validate_predictions(
     present = infer_features(table, exclude)
     new_features = {k: v for k, v in present.items() if k not in spec.features}
     kinds = {**spec.features, **new_features}
+    names = set(table.column_names)  # (``column_names`` builds a list per call)
     for column, kind in kinds.items():
-        if column not in table.column_names:
+        if column not in names:
             columns[column] = pa.nulls(
                 int(good.sum()), pa.float64() if kind == NUMERIC else pa.string()
             )
