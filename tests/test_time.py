@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
@@ -13,10 +14,14 @@ from hypothesis import strategies as st
 from mlpulse._time import (
     DAY,
     HOUR,
+    MAX_MICROS,
+    MIN_MICROS,
     MINUTE,
     RESOLUTIONS,
     align_down,
     align_up,
+    cover_runs,
+    cover_size,
     decompose,
     from_micros,
     parse_duration,
@@ -220,3 +225,64 @@ def assert_tiles_hour(start, end, buckets, partial):
     for (_, hi1), (lo2, _) in zip(pieces, pieces[1:], strict=False):
         assert hi1 == lo2
     assert all(r in ("hour", "day") for r, _ in buckets)
+
+
+class TestRange:
+    """Instants outside years 1-9999 are refused with a ConfigError naming the range,
+    before anything is computed from them (one such query used to eat ~1 GB a second)."""
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "-100000000000h",
+            "+100000000000h",
+            "-3000000d",
+            1e20,
+            -1e20,
+            10**30,
+            np.datetime64("10000-01-01T00:00:00"),
+            datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=2))),  # year 0 in UTC
+        ],
+    )
+    def test_out_of_range(self, value):
+        with pytest.raises(ConfigError, match="out of range.*0001-01-01 to 9999-12-31"):
+            to_micros(value)
+
+    @pytest.mark.parametrize(
+        "value", [math.nan, math.inf, -math.inf, pd.NaT, np.datetime64("NaT")]
+    )
+    def test_not_a_time(self, value):
+        with pytest.raises(ConfigError, match="invalid timestamp"):
+            to_micros(value)
+
+    def test_bounds_are_accepted(self):
+        assert to_micros("0001-01-01") == MIN_MICROS
+        assert to_micros(datetime.max) == MAX_MICROS
+        assert from_micros(MIN_MICROS).year == 1 and from_micros(MAX_MICROS).year == 9999
+
+    @pytest.mark.parametrize("value", ["100000000000h", "9" * 400 + "d", 1e30, math.inf])
+    def test_durations_longer_than_the_range(self, value):
+        with pytest.raises(ConfigError, match="invalid duration"):
+            parse_duration(value)
+
+
+class TestLazyCover:
+    """cover_runs and cover_size describe decompose's cover without building it."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(instants, instants, st.sampled_from(["minute", "hour"]))
+    def test_runs_expand_to_decompose(self, a, b, finest):
+        start, end = min(a, b), max(a, b)
+        runs, partial = cover_runs(start, end, finest)
+        expanded = [
+            (name, t) for name, first, stop in runs for t in range(first, stop, RESOLUTIONS[name])
+        ]
+        assert (expanded, partial) == decompose(start, end, finest)
+        assert cover_size(start, end, finest) == len(expanded)
+
+    def test_longest_window_is_counted_not_built(self):
+        """Year 1 to 9999 is 3.65 million day buckets: counted by arithmetic in a few runs."""
+        runs, partial = cover_runs(MIN_MICROS, MAX_MICROS)
+        runs = list(runs)
+        assert len(runs) <= 8 and partial == [(MAX_MICROS - MAX_MICROS % MINUTE, MAX_MICROS)]
+        assert cover_size(MIN_MICROS, MAX_MICROS) == 3_652_058 + 23 + 5 + 9

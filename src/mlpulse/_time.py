@@ -11,7 +11,9 @@ Everything is UTC. Internally, instants are integer microseconds since the Unix 
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from .errors import ConfigError
@@ -38,6 +40,12 @@ _UNITS = {
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|m|h|d|w)\s*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: The instants mlpulse can name: those a ``datetime`` holds, 0001-01-01 to 9999-12-31 (UTC).
+#: Anything outside (``"-100000000000h"``, 1e20 seconds) is refused before any work is done.
+MIN_MICROS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_RANGE_TEXT = "0001-01-01 to 9999-12-31 (UTC)"
+
 
 def parse_duration(value: str | timedelta | int | float) -> int:
     """Return a duration in microseconds from ``"90s"``, ``"5m"``, ``"24h"``, ``"7d"`` or a timedelta.
@@ -49,6 +57,8 @@ def parse_duration(value: str | timedelta | int | float) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"invalid duration {value!r}: expected e.g. '5m', '1h', '7d'")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) * MICROS_PER_SECOND > MAX_MICROS - MIN_MICROS:
+            raise ConfigError(f"invalid duration {value!r}: longer than the span {_RANGE_TEXT}")
         return int(value * MICROS_PER_SECOND)
     match = _DURATION.match(str(value))
     if not match:
@@ -57,6 +67,8 @@ def parse_duration(value: str | timedelta | int | float) -> int:
     micros = float(number) * _UNITS[unit]
     if micros <= 0:
         raise ConfigError(f"invalid duration {value!r}: must be positive")
+    if micros > MAX_MICROS - MIN_MICROS:  # also catches inf from a thousand-digit number
+        raise ConfigError(f"invalid duration {value!r}: longer than the span {_RANGE_TEXT}")
     return int(micros)
 
 
@@ -71,8 +83,25 @@ def to_micros(value: object, *, now: int | None = None) -> int:
     Accepted: ``datetime`` (naive means UTC), ``pandas.Timestamp``, ``numpy.datetime64``,
     ISO-8601 strings (``"2026-01-01"``, ``"2026-01-01T12:00:00+02:00"``), ``"now"``, and
     relative strings such as ``"-24h"`` or ``"+5m"`` (relative to ``now``). Numbers are
-    seconds since the epoch.
+    seconds since the epoch. Instants outside :data:`MIN_MICROS` .. :data:`MAX_MICROS`
+    (years 1 to 9999) raise :class:`~mlpulse.errors.ConfigError`.
+
+    >>> to_micros("-100000000000h")
+    Traceback (most recent call last):
+    ...
+    mlpulse.errors.ConfigError: timestamp '-100000000000h' is out of range: mlpulse handles times from 0001-01-01 to 9999-12-31 (UTC)
     """
+    micros = _to_micros(value, now)
+    if not MIN_MICROS <= micros <= MAX_MICROS:
+        raise ConfigError(
+            f"timestamp {value!r} is out of range: mlpulse handles times from {_RANGE_TEXT}"
+        )
+    return micros
+
+
+def _to_micros(value: object, now: int | None) -> int:
+    if isinstance(value, datetime) and value != value:  # pandas.NaT
+        raise ConfigError(f"invalid timestamp {value!r}: not a time (NaT)")
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
@@ -83,8 +112,11 @@ def to_micros(value: object, *, now: int | None = None) -> int:
             return now_micros() if now is None else now
         if text[:1] in "+-" and _DURATION.match(text[1:]):
             base = now_micros() if now is None else now
-            delta = parse_duration(text[1:])
-            return base - delta if text[0] == "-" else base + delta
+            number, unit = _DURATION.match(text[1:]).groups()  # type: ignore[union-attr]
+            delta = float(number) * _UNITS[unit]
+            if delta > MAX_MICROS - MIN_MICROS:  # out of range whatever the base
+                return MIN_MICROS - 1
+            return base - int(delta) if text[0] == "-" else base + int(delta)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -96,12 +128,16 @@ def to_micros(value: object, *, now: int | None = None) -> int:
     if isinstance(value, bool) or value is None:
         raise ConfigError(f"invalid timestamp {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ConfigError(f"invalid timestamp {value!r}")
         return int(round(value * MICROS_PER_SECOND))
     # numpy.datetime64, pandas.Timestamp and friends
     try:
         import numpy as np
 
         if isinstance(value, np.datetime64):
+            if np.isnat(value):
+                raise ConfigError(f"invalid timestamp {value!r}: not a time (NaT)")
             return int(value.astype("datetime64[us]").astype("int64"))
         to_pydatetime = getattr(value, "to_pydatetime", None)
         if to_pydatetime is not None:
@@ -134,14 +170,36 @@ def decompose(
     Returns ``(buckets, partial)``: ``buckets`` is a list of ``(resolution, bucket_start)``
     that tile the interior aligned to the ``finest`` stored resolution, coarsest buckets
     where they fit, and ``partial`` the ranges at either edge that no stored bucket covers
-    exactly (to be computed from raw rows).
+    exactly (to be computed from raw rows). The list is as long as the cover: callers
+    bound it first (:func:`cover_size` counts it without building it).
 
     >>> decompose(0, 2 * HOUR + MINUTE)
     ([('hour', 0), ('hour', 3600000000), ('minute', 7200000000)], [])
     """
+    runs, partial = cover_runs(start, end, finest)
+    buckets = [
+        (name, t) for name, first, stop in runs for t in range(first, stop, RESOLUTIONS[name])
+    ]
+    return buckets, partial
+
+
+def cover_runs(
+    start: int, end: int, finest: str = "minute"
+) -> tuple[Iterator[tuple[str, int, int]], list[tuple[int, int]]]:
+    """The cover of :func:`decompose` as runs, computed lazily.
+
+    Returns ``(runs, partial)``: ``runs`` yields ``(resolution, first, stop)`` in time
+    order, each standing for the buckets ``range(first, stop, width)``; at most a few dozen
+    runs whatever the window's length, so nothing is materialised per bucket.
+
+    >>> runs, partial = cover_runs(30 * 1_000_000, 2 * DAY + HOUR)
+    >>> [(name, first // MINUTE, stop // MINUTE) for name, first, stop in runs]
+    [('minute', 1, 10), ('10min', 10, 60), ('hour', 60, 1440), ('day', 1440, 2880), ('hour', 2880, 2940)]
+    >>> partial
+    [(30000000, 60000000)]
+    """
     if end <= start:
-        return [], []
-    partial: list[tuple[int, int]] = []
+        return iter(()), []
     levels = list(RESOLUTIONS.items())
     levels = levels[[name for name, _ in levels].index(finest) :]
     unit = levels[0][1]
@@ -149,31 +207,41 @@ def decompose(
     hi = align_down(end, unit)
     if lo >= hi:  # the window lies inside a single minute (or straddles one boundary)
         if lo == hi and start < lo < end:
-            return [], [(start, lo), (lo, end)]
-        return [], [(start, end)]
+            return iter(()), [(start, lo), (lo, end)]
+        return iter(()), [(start, end)]
+    partial: list[tuple[int, int]] = []
     if start < lo:
         partial.append((start, lo))
     if hi < end:
         partial.append((hi, end))
-    buckets: list[tuple[str, int]] = []
-    _cover(lo, hi, levels[::-1], buckets)
-    buckets.sort(key=lambda b: b[1])
-    return buckets, partial
+    return _runs(lo, hi, levels[::-1]), partial
 
 
-def _cover(lo: int, hi: int, levels: list[tuple[str, int]], out: list[tuple[str, int]]) -> None:
-    """Greedy tiling of [lo, hi) by the coarsest aligned buckets, recursing into the edges."""
+def cover_size(start: int, end: int, finest: str = "minute") -> int:
+    """How many buckets :func:`decompose` would return, by arithmetic on the runs.
+
+    >>> cover_size(0, 10_000 * 365 * DAY)  # ten thousand years: one bucket a day
+    3650000
+    """
+    runs, _partial = cover_runs(start, end, finest)
+    return sum((stop - first) // RESOLUTIONS[name] for name, first, stop in runs)
+
+
+def _runs(lo: int, hi: int, levels: list[tuple[str, int]]) -> Iterator[tuple[str, int, int]]:
+    """Greedy tiling of [lo, hi) by the coarsest aligned buckets, recursing into the edges
+    (``levels`` coarsest first); yields runs in time order."""
     name, width = levels[0]
     if len(levels) == 1:
-        out.extend((name, t) for t in range(lo, hi, width))
+        if lo < hi:
+            yield name, lo, hi
         return
     first = align_up(lo, width)
     last = align_down(hi, width)
     if first >= last:
-        _cover(lo, hi, levels[1:], out)
+        yield from _runs(lo, hi, levels[1:])
         return
     if lo < first:
-        _cover(lo, first, levels[1:], out)
-    out.extend((name, t) for t in range(first, last, width))
+        yield from _runs(lo, first, levels[1:])
+    yield name, first, last
     if last < hi:
-        _cover(last, hi, levels[1:], out)
+        yield from _runs(last, hi, levels[1:])

@@ -846,3 +846,112 @@ def test_feature_edges_spanning_many_minutes(pulse):
         inside = df[(df["ts"] >= row["window_start"]) & (df["ts"] < row["window_end"])]
         assert row["count"] == len(inside)
         assert row["mean"] == pytest.approx(inside["x"].mean(), rel=1e-9, abs=1e-12)
+
+
+class TestWindowLimits:
+    """A window is validated and bounded before any work: times outside years 1-9999 and
+    more than 10,000 windows are refused, and a long window costs what the days holding
+    data cost (``start=-100000000000h`` grew a server by ~1 GB/s; year 1 to 9999 took 57 s
+    and 5 GB)."""
+
+    EVERYTHING = ("2026-01-05T00:00:00Z", "2026-01-08T00:00:00Z")
+
+    @staticmethod
+    def measured(fn):
+        """(result or exception, seconds, peak traced bytes) of one call."""
+        import time
+        import tracemalloc
+
+        tracemalloc.start()
+        began = time.perf_counter()
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - returned for the caller to check
+            out = exc
+        seconds = time.perf_counter() - began
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return out, seconds, peak
+
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [("-100000000000h", "now"), ("2026-01-05", "+100000000000h"), (-1e20, "now")],
+    )
+    def test_out_of_range_times_are_refused_at_once(self, binary_data, start, end):
+        model, _ = binary_data
+        out, seconds, peak = self.measured(
+            lambda: model.metrics(["count", "accuracy"], start=start, end=end)
+        )
+        assert isinstance(out, ConfigError), out
+        assert "out of range" in str(out) and "0001-01-01 to 9999-12-31" in str(out)
+        assert seconds < 2.0 and peak < 5_000_000
+
+    def test_year_1_to_9999_equals_the_window_over_the_data(self, binary_data):
+        model, _ = binary_data
+        out, seconds, peak = self.measured(
+            lambda: model.metrics(BINARY, start="0001-01-01", end="9999-12-31")
+        )
+        assert not isinstance(out, Exception), out
+        assert seconds < 2.0 and peak < 50_000_000, (seconds, peak)
+        expected = model.metrics(BINARY, start=self.EVERYTHING[0], end=self.EVERYTHING[1])
+        bounds = ["window_start", "window_end"]
+        pd.testing.assert_frame_equal(out.drop(columns=bounds), expected.drop(columns=bounds))
+        assert out["n"].iloc[0] == 700
+        assert out["window_start"].iloc[0] == pd.Timestamp("0001-01-01", tz="UTC")
+
+    def test_long_window_with_unaligned_edges_inside_the_data(self, binary_data):
+        """Clamping keeps edges inside the data exact: year 1 to a mid-minute instant."""
+        model, df = binary_data
+        end = "2026-01-06T11:11:11.5Z"
+        wide = model.metrics(BINARY, start="0001-01-01", end=end)
+        narrow = model.metrics(BINARY, start=self.EVERYTHING[0], end=end)
+        bounds = ["window_start", "window_end"]
+        pd.testing.assert_frame_equal(wide.drop(columns=bounds), narrow.drop(columns=bounds))
+        assert wide["n"].iloc[0] == (df["ts"] < pd.Timestamp(end)).sum()
+
+    def test_summary_drift_and_quality_over_the_longest_window(self, binary_data):
+        model, _ = binary_data
+        whole = {"start": "0001-01-01", "end": "9999-12-31"}
+        data = {"start": self.EVERYTHING[0], "end": self.EVERYTHING[1]}
+        for query in (model.summary, model.quality):
+            out, seconds, _peak = self.measured(lambda q=query: q(**whole))
+            assert not isinstance(out, Exception), out
+            assert seconds < 5.0
+            frame = out if isinstance(out, pd.DataFrame) else out.to_pandas()
+            expected = query(**data)
+            expected = expected if isinstance(expected, pd.DataFrame) else expected.to_pandas()
+            bounds = [c for c in ("window_start", "window_end") if c in frame.columns]
+            pd.testing.assert_frame_equal(frame.drop(columns=bounds), expected.drop(columns=bounds))
+        # the baseline from year 1, the current window to year 9999, cut into 9,131 steps
+        against = {"start": "0001-01-01", "end": "2026-01-06"}
+        for step in (None, "400d"):
+            out, seconds, _peak = self.measured(
+                lambda s=step: model.drift(**whole, against=against, step=s)
+            )
+            assert not isinstance(out, Exception), out
+            assert seconds < 10.0
+        expected = model.drift(**data, against={"start": "2026-01-05", "end": "2026-01-06"})
+        got = model.drift(**whole, against=against).to_pandas()
+        pd.testing.assert_frame_equal(got, expected.to_pandas())
+
+    def test_too_many_windows_name_the_limit(self, binary_data):
+        model, _ = binary_data
+        out, seconds, peak = self.measured(
+            lambda: model.metrics(["count"], start="0001-01-01", end="9999-12-31", step="1d")
+        )
+        assert isinstance(out, ConfigError), out
+        assert "3,652,058 windows" in str(out) and "at most 10,000" in str(out)
+        assert seconds < 2.0 and peak < 5_000_000
+        with pytest.raises(ConfigError, match="at most 10,000"):
+            model.drift(start="2026-01-01", end="2026-03-01", step="1min",
+                        against={"start": "2025-12-01", "end": "2026-01-01"})
+
+    def test_many_windows_over_a_long_span_cost_what_the_data_costs(self, binary_data):
+        model, _ = binary_data
+        out, seconds, _peak = self.measured(
+            lambda: model.metrics(["count", "accuracy"], start="0001-01-01", end="9999-12-31",
+                                  step="400d")
+        )
+        assert not isinstance(out, Exception), out
+        assert len(out) == 9_131 and out["n"].sum() == 700
+        assert seconds < 5.0

@@ -15,8 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._time import from_micros, parse_duration, to_micros
-from ..engine.query import parse_segment, windows
+from .._time import from_micros, to_micros
+from ..engine.parts import CORE
+from ..engine.query import WindowQuery, parse_segment, split, windows
 from ..errors import ConfigError
 from ..schema import ModelSpec
 from ..store.database import Store
@@ -230,13 +231,16 @@ def compute_drift(
         segment=seg,
     )
     current = Side(store, registry, spec, seg, bounds=(lo, hi), versions=versions)
-    subs: list[Side] = []
-    if step is not None:
-        width = parse_duration(step)
-        subs = [
-            Side(store, registry, spec, seg, bounds=(t, min(t + width, hi)), versions=versions)
-            for t in range(lo, hi, width)
-        ]
+    sub_bounds = split(lo, hi, step) if step is not None else []
+    subs = [Side(store, registry, spec, seg, bounds=w, versions=versions) for w in sub_bounds]
+    # sub-windows without rows add no group, so only the others read raw rows: a long span
+    # cut into thousands of windows costs what its windows holding data cost
+    sub_rows = [
+        w[f"n_{CORE}"]
+        for w in WindowQuery(store, registry, spec).merged(
+            sub_bounds, [CORE], versions=versions, segment=seg, decode=()
+        )
+    ]
 
     def exact_samples(side: Side, wanted: list[Column]) -> dict[str, Any]:
         table = side.rows(wanted)
@@ -255,11 +259,13 @@ def compute_drift(
     if mode == "exact":
         ref_s = exact_samples(base, cols)
         cur_s = exact_samples(current, cols)
-        sub_s = [exact_samples(s, cols) for s in subs]
+        sub_s = [exact_samples(s, cols) if n else {} for s, n in zip(subs, sub_rows, strict=True)]
     else:
         ref_s = sketch_samples(base) or exact_samples(base, cols)
         cur_s = sketch_samples(current) or {}
-        sub_s = [sketch_samples(s) or {} for s in subs]
+        # every sub-window from one query (one cover, one lookup of their buckets)
+        sub_states = window_states(store, registry, spec, sub_bounds, versions, seg) if subs else []
+        sub_s = [{c.name: state_sample(st.get(c.name), c) for c in cols} for st in sub_states]
         # columns profiles do not carry (a regression label) come from raw rows
         # (only a regression label: other missing states mean the column has no data)
         lacking = [
@@ -321,7 +327,9 @@ def compute_drift(
         if fallback:
             ref_x = exact_samples(base, pending)
             cur_x = exact_samples(current, pending)
-            sub_x = [exact_samples(s, pending) for s in subs]
+            sub_x = [
+                exact_samples(s, pending) if n else {} for s, n in zip(subs, sub_rows, strict=True)
+            ]
             for column in pending:
                 result = results[column.name]
                 ref, cur = ref_x.get(column.name), cur_x.get(column.name)  # noqa: F841

@@ -20,7 +20,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._time import MINUTE, decompose, from_micros, parse_duration, to_micros
+from .._time import (
+    DAY,
+    MINUTE,
+    align_down,
+    cover_size,
+    decompose,
+    from_micros,
+    parse_duration,
+    to_micros,
+)
 from ..errors import ConfigError, UnknownMetricError
 from ..metrics.builtin import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
 from ..metrics.custom import registered
@@ -50,7 +59,11 @@ COMMON_METRICS = (
 CORE_METRICS = {"latency_p50", "latency_p95", "latency_p99", "prediction_mean", "positive_rate"}
 #: Built-in metrics that need no labels.
 UNLABELED = {*COMMON_METRICS, "positive_rate"}
-MAX_WINDOWS = 100_000
+#: Most windows one query may ask for (``step`` over ``[start, end)``).
+MAX_WINDOWS = 10_000
+#: Buckets a query's windows may cover before they are clamped to the days holding data:
+#: past it, one small aggregate over the model's stored buckets bounds the work.
+CLAMP_AFTER = 2_000
 
 
 def metric_names(spec: ModelSpec) -> list[str]:
@@ -62,17 +75,37 @@ def metric_names(spec: ModelSpec) -> list[str]:
 
 
 def windows(start: Any, end: Any, step: Any) -> list[tuple[int, int]]:
-    """Window bounds in microseconds; the last window is cut at ``end``."""
+    """Window bounds in microseconds; the last window is cut at ``end``.
+
+    Times outside years 1-9999 and more than :data:`MAX_WINDOWS` windows raise
+    :class:`~mlpulse.errors.ConfigError` before any work is done.
+    """
     now = to_micros("now")
     lo = to_micros(start, now=now)
     hi = to_micros(end, now=now)
     if hi < lo:
         raise ConfigError(f"window end {end!r} is before its start {start!r}")
+    return split(lo, hi, step)
+
+
+def split(lo: int, hi: int, step: Any) -> list[tuple[int, int]]:
+    """``[lo, hi)`` (microseconds) cut into windows of ``step``, the last cut at ``hi``;
+    ``None`` gives one window. The count is checked before any window is built.
+
+    >>> split(0, 150 * MINUTE, "1h") == [(0, 60 * MINUTE), (60 * MINUTE, 120 * MINUTE),
+    ...                                  (120 * MINUTE, 150 * MINUTE)]
+    True
+    """
     if step is None:
         return [(lo, hi)]
     width = parse_duration(step)
-    if (hi - lo) / width > MAX_WINDOWS:
-        raise ConfigError(f"step {step!r} gives more than {MAX_WINDOWS} windows; use a larger step")
+    count = -(-(hi - lo) // width)
+    if count > MAX_WINDOWS:
+        raise ConfigError(
+            f"step {step!r} cuts {from_micros(lo).isoformat()} to {from_micros(hi).isoformat()} "
+            f"into {count:,} windows; a query may have at most {MAX_WINDOWS:,}: use a larger "
+            "step or a shorter span"
+        )
     return [(t, min(t + width, hi)) for t in range(lo, hi, width)]
 
 
@@ -128,7 +161,7 @@ class WindowQuery:
         if FEATURES in parts and len(parts) > 1:
             raise ValueError("query features separately from core and labeled parts")
         finest = "hour" if FEATURES in parts else "minute"
-        plans = [decompose(lo, hi, finest) for lo, hi in bounds]
+        plans = [decompose(lo, hi, finest) for lo, hi in self._clamped(bounds, finest)]
         model_id = self.spec.model_id
         # the blob keys of every (resolution, bucket, part) the windows use, over versions;
         # with metric parts, also those of the minutes that window edges cut
@@ -183,6 +216,27 @@ class WindowQuery:
                 merged[part] = merge_all(part, values) if part in decode else None
             out.append(merged)
         return out
+
+    def _clamped(self, bounds: Sequence[tuple[int, int]], finest: str) -> Sequence[tuple[int, int]]:
+        """The windows cut to the days that hold the model's stored buckets, where their
+        covers would be long (a window from year 1 to 9999 costs what the data's days cost).
+
+        Days are boundaries of every resolution, and outside them nothing is stored, so the
+        clamped windows are covered by exactly the same stored buckets and edges holding
+        data: the answer does not change. Empty windows come back as ``(lo, lo)``.
+        """
+        total = 0
+        for lo, hi in bounds:
+            total += cover_size(lo, hi, finest)
+            if total > CLAMP_AFTER:
+                break
+        else:
+            return bounds
+        span = profile_store.bucket_span(self.store.cursor(), self.spec.model_id)
+        if span is None:
+            return [(lo, lo) for lo, _hi in bounds]
+        first, stop = align_down(span[0], DAY), align_down(span[1], DAY) + DAY
+        return [(max(lo, first), max(min(hi, stop), max(lo, first))) for lo, hi in bounds]
 
     def _resolve_edges(
         self,

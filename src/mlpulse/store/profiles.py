@@ -120,6 +120,20 @@ def save(conn, model_id: int, parts: dict[Key, Any], cache: TxnCache | None = No
         )
 
 
+def bucket_span(conn, model_id: int) -> tuple[int, int] | None:
+    """(earliest, latest) bucket start stored for a model over every time resolution, or
+    None when it has none: window queries clamp long windows to it."""
+    from .._time import RESOLUTIONS
+
+    names = ", ".join(f"'{name}'" for name in RESOLUTIONS)  # internal constants
+    [row] = conn.execute(
+        f"SELECT min(bucket), max(bucket) FROM profiles WHERE model_id = ? "
+        f"AND resolution IN ({names})",
+        [model_id],
+    ).fetchall()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
 def load_range(
     conn,
     model_id: int,
