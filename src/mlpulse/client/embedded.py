@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,10 +21,18 @@ from .._time import to_micros
 from ..engine.ingest import Engine, IngestReport
 from ..engine.profiling import reference_features
 from ..engine.query import compute_metrics, compute_summary
-from ..errors import ConfigError, SchemaError, UnknownModelError
-from ..schema import ModelSpec, infer_features, to_arrow
+from ..errors import ConfigError, SchemaError, StoreError, UnknownModelError
+from ..schema import (
+    ModelSpec,
+    check_column_name,
+    check_distinct,
+    check_feature_count,
+    infer_features,
+    shown,
+    to_arrow,
+)
 from ..store import profiles as profile_store
-from ..store.database import Store
+from ..store.database import Store, quote, registered
 from ..store.registry import reference_table
 from .batcher import Batcher
 
@@ -48,10 +57,16 @@ class Observation:
 class Pulse:
     """An mlpulse store opened in this process (see :func:`mlpulse.connect`)."""
 
-    def __init__(self, path: str = ":memory:") -> None:
+    def __init__(self, path: str = ":memory:", *, max_features: int | None = None) -> None:
+        if max_features is not None and (
+            not isinstance(max_features, int) or isinstance(max_features, bool) or max_features < 1
+        ):
+            raise ConfigError(f"max_features must be a positive integer, got {max_features!r}")
         self.path = path
         self.store = Store.open(path)
         self.engine = Engine(self.store)
+        # feature columns per model (default $MLPULSE_MAX_FEATURES or 1,000)
+        self.engine.registry.max_features = max_features
         self._models: dict[tuple[str, str], Model] = {}
         self._batcher = Batcher(self._deliver, self._failed)
         self._closed = False
@@ -102,6 +117,8 @@ class Pulse:
         )
         prediction = prediction or (stored.prediction if stored else "prediction")
         label = label or (stored.label if stored else "label")
+        if ref_table is not None:
+            self._check_reference(name, ref_table, stored, prediction, label)
         if features is not None:
             if isinstance(features, str):
                 raise ConfigError(f"model {name!r}: features must be a list of column names")
@@ -158,53 +175,69 @@ class Pulse:
         """Names of the registered models."""
         return self.engine.registry.names()
 
+    def _check_reference(
+        self, name: str, table: pa.Table, stored: ModelSpec | None, prediction: str, label: str
+    ) -> None:
+        """Reference columns become columns of the reference table (and features): check
+        their names before anything is stored (raises SchemaError naming the column)."""
+        columns = table.column_names
+        for column in columns:
+            check_column_name(name, column, "reference column")
+            if column.startswith("__"):
+                raise SchemaError(
+                    f"model {name!r}: reference column {shown(column)}: names starting with "
+                    "'__' are reserved for mlpulse's own columns"
+                )
+        known = [prediction, label]
+        if stored is not None:
+            known += [*stored.segments, *stored.features]
+            known += self.store.table_columns(reference_table(stored))
+        check_distinct(name, columns, known, what="reference column")
+        others = [c for c in columns if c not in (prediction, label)]
+        check_feature_count(name, len(others), self.engine.registry.feature_limit())
+
     def _store_reference(self, spec: ModelSpec, version: str, table: pa.Table) -> None:
         spec = self.engine.registry.get(spec.name)
         states = reference_features(table, spec)
         name = reference_table(spec)
-        # The table is created (or widened) in a transaction of its own: DuckDB 2.0 loses
-        # the rows of a bulk INSERT into a table made by CREATE TABLE AS ... LIMIT 0 in the
-        # same transaction (count(*) sees them, scans do not).
-        with self.store.write() as conn:
-            conn.register("__ref", table)
-            try:
-                exists = conn.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-                ).fetchall()[0][0]
-                if not exists:
-                    conn.execute(
-                        f"CREATE TABLE {name} AS SELECT ?::VARCHAR AS __version, * FROM __ref LIMIT 0",
-                        [version],
-                    )
-                have = {
+        try:
+            # The table is created (or widened) in a transaction of its own: DuckDB 2.0
+            # loses the rows of a bulk INSERT into a table made by CREATE TABLE AS ... LIMIT 0
+            # in the same transaction (count(*) sees them, scans do not).
+            with self.store.write() as conn, registered(conn, "__ref", table):
+                have = [
                     r[0]
                     for r in conn.execute(
                         "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                         [name],
                     ).fetchall()
-                }
-                for column in table.column_names:
-                    if column not in have:
+                ]
+                if not have:
+                    conn.execute(
+                        f"CREATE TABLE {name} AS SELECT ?::VARCHAR AS __version, * FROM __ref LIMIT 0",
+                        [version],
+                    )
+                else:
+                    new = [c for c in table.column_names if c not in have]
+                    check_distinct(spec.name, new, have, what="reference column")
+                    for column in new:
                         kind = "DOUBLE" if spec.features.get(column) == "numeric" else "VARCHAR"
-                        conn.execute(f'ALTER TABLE {name} ADD COLUMN "{column}" {kind}')
-            finally:
-                conn.unregister("__ref")
-        with self.store.write() as conn:
-            conn.register("__ref", table)
-            try:
-                conn.execute(f"DELETE FROM {name} WHERE __version = ?", [version])
-                conn.execute(
-                    f"INSERT INTO {name} BY NAME SELECT ?::VARCHAR AS __version, * FROM __ref",
-                    [version],
+                        conn.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {kind}")
+            with self.store.write() as conn:
+                with registered(conn, "__ref", table):
+                    conn.execute(f"DELETE FROM {name} WHERE __version = ?", [version])
+                    conn.execute(
+                        f"INSERT INTO {name} BY NAME SELECT ?::VARCHAR AS __version, * FROM __ref",
+                        [version],
+                    )
+                profile_store.save(
+                    conn,
+                    spec.model_id,
+                    {(version, "", "reference", 0, "features"): states},
+                    self.store.blobs,
                 )
-            finally:
-                conn.unregister("__ref")
-            profile_store.save(
-                conn,
-                spec.model_id,
-                {(version, "", "reference", 0, "features"): states},
-                self.store.blobs,
-            )
+        except duckdb.Error as exc:
+            raise _reference_error(spec.name, version, exc) from exc
 
     # -- delivery -----------------------------------------------------------------------
 
@@ -641,6 +674,23 @@ class Model:
         from ..monitors.checks import run_checks
 
         return run_checks(self, start, end, **options)
+
+
+def _reference_error(model: str, version: str, exc: duckdb.Error) -> Exception:
+    """An mlpulse error for a failed reference upload: the store's own failures (I/O,
+    memory) are StoreErrors; the rest come from the data (a column whose values do not
+    fit the type stored earlier, say)."""
+    if isinstance(
+        exc,
+        duckdb.IOException | duckdb.OutOfMemoryException | duckdb.FatalException,
+    ):
+        return StoreError(
+            f"model {model!r}: the reference of version {version!r} could not be stored: {exc}"
+        )
+    return SchemaError(
+        f"model {model!r}: the reference of version {version!r} does not fit the stored "
+        f"reference data: {exc}"
+    )
 
 
 def _epoch_seconds(timestamp: Any) -> Any:

@@ -24,7 +24,7 @@ from .._time import DAY, HOUR, MINUTE, RESOLUTIONS, now_micros, parse_duration
 from ..errors import ConfigError, IdempotencyConflictError
 from ..schema import ModelSpec, to_arrow
 from ..store import profiles as profile_store
-from ..store.database import Store, quote
+from ..store.database import Store, quote, unregister
 from ..store.database import arrow as query_arrow
 from ..store.registry import Registry, feedback_table, pending_table, raw_table
 from .parts import LABELED, decode_part, merge_part
@@ -104,7 +104,6 @@ class Engine:
         # held labels per model (feedback before its prediction): cap and expiry
         self.max_held, self.held_expiry = held_label_limits()
 
-
     # -- predictions --------------------------------------------------------------------
 
     def ingest_predictions(
@@ -128,6 +127,10 @@ class Engine:
         arrow = to_arrow(table, what=f"model {spec.name!r}: log_batch table")
         if batch_id is not None and (done := self._seen(spec, batch_id, None, batch_hash)):
             return done
+        # names, case collisions and the feature cap, before any per-column work
+        self.registry.check_columns(
+            spec, arrow.column_names, {id_col, spec.prediction, spec.label, ts_col or id_col}
+        )
         clean = validate_predictions(
             arrow, spec, version, id_col=id_col, ts_col=ts_col, now=now_micros()
         )
@@ -258,7 +261,7 @@ class Engine:
             finally:
                 fresh = profiling.result() if profiling is not None else {}
         finally:
-            conn.unregister("__batch")
+            unregister(conn, "__batch")
 
         if fresh:
             stored = profile_store.load(conn, spec.model_id, fresh.keys(), self.store.blobs)
@@ -312,7 +315,7 @@ class Engine:
                 [version],
             ).fetchall()
         finally:
-            conn.unregister("__held")
+            unregister(conn, "__held")
 
     def _admit_segments(self, conn, spec: ModelSpec, batch: pa.Table) -> dict[str, set[str]]:
         admitted: dict[str, set[str]] = {}
@@ -407,7 +410,7 @@ class Engine:
             conn.execute("DROP TABLE __fb_last")
             conn.execute("DROP TABLE IF EXISTS __fb_refused")
         finally:
-            conn.unregister("__fb")
+            unregister(conn, "__fb")
         if dirty.num_rows:
             distinct = dirty.group_by(["__version", "__minute"]).aggregate([])
             keys = set(
@@ -534,7 +537,7 @@ class Engine:
                 [lo, hi],
             )
         finally:
-            conn.unregister("__dirty")
+            unregister(conn, "__dirty")
         minute = labeled_minute_parts(rows, spec, admitted)
         profile_store.save(conn, spec.model_id, minute, self.store.blobs)
         versions = sorted({k[0] for k in dirty})
@@ -585,7 +588,7 @@ class Engine:
         try:
             conn.execute("INSERT INTO quarantine SELECT * FROM __q")
         finally:
-            conn.unregister("__q")
+            unregister(conn, "__q")
         log.warning("model %r: quarantined %d %s rows (%s)", spec.name, len(q), kind, q.reasons[0])
 
     def _stats(self, conn, spec: ModelSpec, kind: str, report: IngestReport) -> None:

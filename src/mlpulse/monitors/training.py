@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from .._time import parse_duration, to_micros
-from ..errors import SchemaError
+from ..errors import ConfigError, SchemaError
 from ..schema import NUMERIC, ModelSpec, to_arrow
-from ..store.database import Store, quote
+from ..store.database import Store, quote, unregister
 
 
 def training_table(spec: ModelSpec) -> str:
@@ -53,7 +54,7 @@ def log_training_features(store: Store, spec: ModelSpec, table: Any, id: str) ->
             conn.execute(f"DELETE FROM {name} WHERE __id IN (SELECT __id FROM __train)")
             conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM __train")
         finally:
-            conn.unregister("__train")
+            unregister(conn, "__train")
     return new.num_rows
 
 
@@ -64,6 +65,14 @@ def skew(
     mismatches, rate. Numbers match within ``tolerance`` (relative); nulls match nulls."""
     from ..store.registry import raw_table
 
+    # inlined into the SQL below: only ever as a float's repr
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+        raise ConfigError(
+            f"model {spec.name!r}: skew tolerance must be a number, not {tolerance!r}"
+        )
+    tolerance = float(tolerance)
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ConfigError(f"model {spec.name!r}: skew tolerance must be finite and >= 0")
     name = training_table(spec)
     have = store.table_columns(name)
     cols = [c for c in spec.features if c in have]

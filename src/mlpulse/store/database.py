@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import SchemaError, StoreError, StoreLockedError
 from .cache import InputMemo, TxnCache
 from .migrations import MIGRATIONS
 from .profiles import profile_cache
@@ -29,6 +29,8 @@ _PID = re.compile(r"PID (\d+)")
 MINUTE_ROWS_BYTES = 32 * 1024 * 1024
 #: Bound on memoised merges (a dense binary-classifier state is ~160 kB).
 MERGED_RUNS_BYTES = 64 * 1024 * 1024
+#: Bound on parsed model specs (a spec costs about 100 bytes per column).
+SPECS_BYTES = 16 * 1024 * 1024
 #: Bound on what is derived from reference data (calibrators, prediction/label states).
 REFERENCE_MEMO_BYTES = 32 * 1024 * 1024
 
@@ -49,8 +51,54 @@ def arrow(
 
 
 def quote(name: str) -> str:
-    """Quote an identifier for SQL."""
+    """Quote an identifier for SQL: the result is one identifier whatever ``name`` holds
+    (``"``, ``;``, ``--`` are plain characters inside it). Names DuckDB cannot take as
+    identifiers (not text, a NUL, a lone surrogate) raise :class:`SchemaError`; the names
+    mlpulse stores were checked earlier, with the model named (``mlpulse.schema``).
+
+    >>> quote('a"b; DROP TABLE t; --')
+    '"a""b; DROP TABLE t; --"'
+    """
+    if not isinstance(name, str):
+        raise SchemaError(f"column name must be a string, not {type(name).__name__}")
+    if "\x00" in name:
+        raise SchemaError(f"column name {name!r} contains a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SchemaError(f"column name {name!r} is not valid Unicode") from None
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def registered(
+    conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Register ``table`` as the view ``name`` for the block, then unregister it.
+
+    When the block fails inside a transaction, DuckDB has aborted the transaction and
+    ``unregister`` itself would raise (a ``TransactionException`` hiding the real error):
+    the view goes with the rollback, so the original error propagates instead.
+    """
+    conn.register(name, table)
+    try:
+        yield conn
+    finally:
+        unregister(conn, name)
+
+
+def unregister(conn: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Unregister views, in a ``finally`` block: inside a transaction that a failed
+    statement aborted, DuckDB refuses (``TransactionException``), which would replace the
+    error that is propagating; the views go with the rollback, so that refusal is ignored
+    (with no error propagating, the transaction's COMMIT reports the abort)."""
+    for name in names:
+        with suppress(duckdb.TransactionException):
+            conn.unregister(name)
+
+
+def _spec_size(spec) -> int:
+    return 512 + 100 * (len(spec.features) + len(spec.segments))
 
 
 class Store:
@@ -114,6 +162,8 @@ class Store:
         # both staged by write transactions, so readers only ever see committed data
         self.blobs = profile_cache()
         self.minute_rows = TxnCache(MINUTE_ROWS_BYTES, size=lambda rows: rows.nbytes)
+        # parsed model specs by name (Registry.get), staged by the writes that change them
+        self.specs = TxnCache(SPECS_BYTES, size=_spec_size)
         # merged states of runs of stored buckets, valid while their blobs are the same
         self.merged_runs = InputMemo(MERGED_RUNS_BYTES)
         # what is derived from a version's reference (estimation calibrators, prediction and
@@ -133,7 +183,7 @@ class Store:
         """Hold the write lock and a transaction; commit on success, roll back on error."""
         with self.lock:
             self._conn.execute("BEGIN TRANSACTION")
-            caches = (self.blobs, self.minute_rows)
+            caches = (self.blobs, self.minute_rows, self.specs)
             for cache in caches:
                 cache.begin()
             try:

@@ -60,6 +60,13 @@ def entries(conn, names: list[str], cache: TxnCache | None) -> dict[str, Entry]:
     return {k: v for k, v in found.items() if v is not None}
 
 
+def unregister(conn, *names: str) -> None:
+    """:func:`mlpulse.store.database.unregister` (imported late: that module imports this)."""
+    from .database import unregister as release
+
+    release(conn, *names)
+
+
 def _select_keys(conn, select: str, keys: list[str]) -> list[tuple[Any, ...]]:
     """Rows of ``select`` (aliased ``p``, with a ``key`` column) for these keys."""
     if not keys:
@@ -68,7 +75,7 @@ def _select_keys(conn, select: str, keys: list[str]) -> list[tuple[Any, ...]]:
     try:
         return conn.execute(f"{select} SEMI JOIN __wanted_keys w ON p.key = w.key").fetchall()
     finally:
-        conn.unregister("__wanted_keys")
+        unregister(conn, "__wanted_keys")
 
 
 def load(conn, model_id: int, keys: Iterable[Key], cache: TxnCache | None = None) -> dict[Key, Any]:
@@ -112,8 +119,7 @@ def save(conn, model_id: int, parts: dict[Key, Any], cache: TxnCache | None = No
         conn.execute("INSERT INTO profiles SELECT * FROM __new_parts")
         conn.execute("INSERT OR REPLACE INTO profile_blobs SELECT key, blob FROM __new_blobs")
     finally:
-        conn.unregister("__new_parts")
-        conn.unregister("__new_blobs")
+        unregister(conn, "__new_parts", "__new_blobs")
     if cache is not None:
         cache.put_many(
             {name: (n, blob) for name, n, blob in zip(names, rows, encoded, strict=True)}

@@ -15,13 +15,26 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 
 import pyarrow as pa
 
-from ..errors import ModelConflictError, UnknownModelError
-from ..schema import CATEGORICAL, OTHER_SEGMENT, SEGMENT_CAP, ModelSpec
+from ..errors import ConfigError, ModelConflictError, SchemaError, UnknownModelError
+from ..schema import (
+    CATEGORICAL,
+    OTHER_SEGMENT,
+    RESERVED,
+    SEGMENT_CAP,
+    ModelSpec,
+    check_column_name,
+    check_distinct,
+    check_feature_count,
+    check_version_name,
+    max_features,
+    shown,
+)
 from .database import Store, quote
 
 _SQL_TYPE = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
@@ -66,25 +79,49 @@ def environment() -> dict[str, object]:
 
 
 class Registry:
-    """Model and version records, backed by a :class:`Store`."""
+    """Model and version records, backed by a :class:`Store`.
 
-    def __init__(self, store: Store) -> None:
+    Parsed specs are cached on the store (``store.specs``, keyed by name): every write that
+    changes a model stages its new spec in the write's transaction, so readers see it once
+    it commits and never after a rollback.
+
+    ``max_features`` caps the feature columns of one model (default
+    ``$MLPULSE_MAX_FEATURES`` or 1,000).
+    """
+
+    def __init__(self, store: Store, max_features: int | None = None) -> None:
         self.store = store
+        self.max_features = max_features
         self._segments: dict[tuple[int, str], set[str]] = {}
+
+    def feature_limit(self) -> int:
+        """The most feature columns one model may have."""
+        return self.max_features if self.max_features is not None else max_features()
 
     # -- models -------------------------------------------------------------------------
 
     def get(self, name: str) -> ModelSpec:
-        result = self.store.cursor().execute("SELECT * FROM models WHERE name = ?", [name])
-        found = result.fetchall()
-        row = found[0] if found else None
-        columns = [d[0] for d in result.description]
-        if row is None:
-            known = [r[0] for r in self.store.fetch_all("SELECT name FROM models ORDER BY name")]
-            raise UnknownModelError(
-                f"unknown model {name!r}; registered models: {', '.join(known) or 'none'}"
-            )
-        return ModelSpec.from_row(dict(zip(columns, row, strict=True)))
+        if not isinstance(name, str):
+            raise ConfigError(f"model name must be a string, not {type(name).__name__}")
+        cache = self.store.specs
+        cached = cache.get_many([name])
+        if name in cached:
+            return cached[name]
+        if not _encodable(name):
+            raise UnknownModelError(f"unknown model {shown(name)}: not valid Unicode")
+        with cache.filling() as remember:
+            result = self.store.cursor().execute("SELECT * FROM models WHERE name = ?", [name])
+            found = result.fetchall()
+            row = found[0] if found else None
+            columns = [d[0] for d in result.description]
+            if row is None:
+                known = self.names()
+                raise UnknownModelError(
+                    f"unknown model {shown(name)}; registered models: {', '.join(known) or 'none'}"
+                )
+            spec = ModelSpec.from_row(dict(zip(columns, row, strict=True)))
+            remember({name: spec})
+        return spec
 
     def names(self) -> list[str]:
         return [r[0] for r in self.store.fetch_all("SELECT name FROM models ORDER BY name")]
@@ -106,19 +143,20 @@ class Registry:
                     )
                 new = {k: v for k, v in spec.features.items() if k not in stored.features}
                 if new:
-                    stored = self._add_features(conn, stored, new)
+                    stored = self._add_features(conn, stored, new, error=ConfigError)
                 if stored.classes is None and spec.classes is not None:
                     conn.execute(
                         "UPDATE models SET classes = ? WHERE model_id = ?",
                         [json.dumps(list(spec.classes)), stored.model_id],
                     )
-                    stored = self.get(spec.name)
+                    stored = replace(stored, classes=tuple(spec.classes))
+                    self.store.specs.put_many({stored.name: stored})
                 return stored
+            spec.check_names()
+            check_feature_count(spec.name, len(spec.features), self.feature_limit())
             model_id = conn.execute("SELECT coalesce(max(model_id), 0) + 1 FROM models").fetchall()[
                 0
             ][0]
-            from dataclasses import replace
-
             spec = replace(spec, model_id=int(model_id))
             values = spec.to_row()
             conn.execute(
@@ -126,6 +164,7 @@ class Registry:
                 [*values.values(), _now()],
             )
             self._create_tables(conn, spec)
+            self.store.specs.put_many({spec.name: spec})
             return spec
 
     def _create_tables(self, conn, spec: ModelSpec) -> None:
@@ -149,16 +188,61 @@ class Registry:
             "__ts TIMESTAMP NOT NULL, __seq BIGINT NOT NULL)"
         )
 
+    def check_columns(self, spec: ModelSpec, columns: list[str], exclude: set[str]) -> None:
+        """Check a batch's columns before any work on its rows: the ones that would become
+        new features must be valid names, must not differ only in case from each other or
+        from the model's columns, and must fit under the feature cap (SchemaError)."""
+        known = spec.features
+        new = [
+            c
+            for c in columns
+            if c not in known and c not in exclude and c not in RESERVED and not c.startswith("__")
+        ]
+        if not new:
+            return
+        check_feature_count(spec.name, len(known) + len(new), self.feature_limit())
+        for name in new:
+            check_column_name(spec.name, name, "column")
+        check_distinct(
+            spec.name, new, [spec.prediction, spec.label, *spec.segments, *known], what="column"
+        )
+
     def add_features(self, spec: ModelSpec, new: dict[str, str]) -> ModelSpec:
         with self.store.write() as conn:
-            return self._add_features(conn, spec, new)
+            return self._add_features(conn, spec, new, error=ConfigError)
 
-    def _add_features(self, conn, spec: ModelSpec, new: dict[str, str]) -> ModelSpec:
-        """Add new feature columns to the schema and the raw table."""
+    def _add_features(
+        self,
+        conn,
+        spec: ModelSpec,
+        new: dict[str, str],
+        error: type[Exception] = SchemaError,
+    ) -> ModelSpec:
+        """Add new feature columns to the schema and the raw table.
+
+        Raises ``error`` (SchemaError for columns of a batch, ConfigError for names given
+        at registration) for a name that cannot be a column, one that differs only in case
+        from another, or past the feature cap.
+        """
         current = self.get(spec.name)
         new = {k: v for k, v in new.items() if k not in current.features}
         if not new:
             return current
+        for name in new:
+            check_column_name(spec.name, name, "feature", error)
+            if name.startswith("__"):
+                raise error(
+                    f"model {spec.name!r}: feature {shown(name)}: names starting with '__' "
+                    "are reserved"
+                )
+        check_distinct(
+            spec.name,
+            list(new),
+            [current.prediction, current.label, *current.segments, *current.features],
+            what="feature",
+            error=error,
+        )
+        check_feature_count(spec.name, len(current.features) + len(new), self.feature_limit())
         for name, kind in new.items():
             conn.execute(
                 f"ALTER TABLE {raw_table(current)} ADD COLUMN {quote(name)} {_SQL_TYPE[kind]}"
@@ -173,6 +257,7 @@ class Registry:
             "UPDATE models SET features = ? WHERE model_id = ?",
             [json.dumps(updated.features), updated.model_id],
         )
+        self.store.specs.put_many({updated.name: updated})
         return updated
 
     # -- versions -----------------------------------------------------------------------
@@ -185,8 +270,10 @@ class Registry:
         return [r[0] for r in rows]
 
     def ensure_version(self, spec: ModelSpec, version: str) -> None:
-        if not isinstance(version, str) or not version:
-            raise UnknownModelError(f"model {spec.name!r}: version must be a non-empty string")
+        """Record a version (first use); its name must be usable in a URL and not a
+        wildcard (``all``, ``*``)."""
+        if version not in self.versions(spec):
+            check_version_name(spec.name, version)
         with self.store.write() as conn:
             exists = conn.execute(
                 "SELECT 1 FROM versions WHERE model_id = ? AND version = ?",
@@ -201,7 +288,7 @@ class Registry:
     def require_version(self, spec: ModelSpec, version: str) -> None:
         if version not in self.versions(spec):
             raise UnknownModelError(
-                f"model {spec.name!r} has no version {version!r}; "
+                f"model {spec.name!r} has no version {shown(version)}; "
                 f"versions: {', '.join(self.versions(spec)) or 'none'}"
             )
 
@@ -229,6 +316,14 @@ class Registry:
             )
             known.update(fresh)
         return known
+
+
+def _encodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def segment_kinds(spec: ModelSpec) -> list[str]:
