@@ -398,6 +398,45 @@ class TestMulticlassWindows:
         )
 
 
+class TestManyClasses:
+    """A multiclass model with 4,000 classes in one batch takes its labels within modest
+    memory (dense matrices took 2.7 GB, then every label request failed), and its metrics
+    equal scikit-learn's while the classes fit the cap."""
+
+    def test_4000_classes(self, pulse, ref, monkeypatch):
+        import tracemalloc
+
+        monkeypatch.setenv("MLPULSE_MAX_CLASSES", "5000")  # every class tracked one by one
+        k, n = 4_000, 8_000
+        model = pulse.model("many", task="multiclass", prediction="pred", label="animal")
+        df = ref.multiclass_rows(n=n, seed=4, classes=[f"c{i:04d}" for i in range(k)],
+                                 span=timedelta(hours=20))
+        assert df["animal"].nunique() > 3_000
+        model.log_batch(df.drop(columns=["animal"]), id="id", timestamp="ts")
+        tracemalloc.start()
+        report = model.log_feedback_batch(df[["id", "animal"]], id="id", label="animal")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert report.matched == n
+        assert peak < 100_000_000, f"{peak / 1e6:.0f} MB"  # dense: 128 MB per day bucket
+        frame = model.metrics(MULTICLASS, start="2026-01-05", end="2026-01-07")
+        ref.check(frame.iloc[0], ref.expected("multiclass", df, pred="pred", label="animal"))
+
+    def test_past_the_cap_accuracy_stays_exact(self, pulse, ref):
+        """At the default cap (1,000) the classes sorting last pool into __other__: the
+        count and accuracy stay exact, the request succeeds."""
+        k, n = 1_500, 4_000
+        model = pulse.model("pooled", task="multiclass", prediction="pred", label="animal")
+        df = ref.multiclass_rows(n=n, seed=5, classes=[f"c{i:04d}" for i in range(k)],
+                                 span=timedelta(hours=3))
+        model.log_batch(df.drop(columns=["animal"]), id="id", timestamp="ts")
+        assert model.log_feedback_batch(df[["id", "animal"]], id="id", label="animal").matched == n
+        frame = model.metrics(["accuracy", "f1_micro", "count"], start="2026-01-05",
+                              end="2026-01-06")
+        expected = ref.expected("multiclass", df, pred="pred", label="animal")
+        ref.check(frame.iloc[0], expected, names=["n", "count", "accuracy", "f1_micro"])
+
+
 class TestRegressionWindows:
     """Regression metrics equal scikit-learn (and mean_error = mean(pred - true)) per window."""
 

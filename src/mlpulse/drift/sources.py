@@ -71,7 +71,7 @@ def state_sample(state: Any, column: Column) -> NumericSample | Counts | None:
     if isinstance(state, BinaryState):
         return Counts.from_mapping({"1": state.tp + state.fn, "0": state.fp + state.tn})
     if isinstance(state, MulticlassState):
-        totals = state.confusion.sum(axis=1).tolist()
+        totals = state.true_counts().tolist()
         return Counts.from_mapping(dict(zip(state.classes, totals, strict=True)))
     if column.kind == NUMERIC:
         return NumericSample.from_state(state)

@@ -96,10 +96,9 @@ def brier(state: BinaryState) -> float:
 # -- multiclass -----------------------------------------------------------------------
 def _per_class(state: MulticlassState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(true positives, predicted counts, true counts) of the classes that occur."""
-    c = state.confusion
-    true, pred = c.sum(axis=1), c.sum(axis=0)
+    tp, pred, true = state.per_class()  # from the sparse pairs, never a k x k matrix
     present = (true + pred) > 0
-    return np.diag(c)[present].astype(np.float64), pred[present], true[present]
+    return tp[present].astype(np.float64), pred[present], true[present]
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -107,7 +106,7 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def multiclass_accuracy(state: MulticlassState) -> float:
-    return float(np.trace(state.confusion)) / state.n if state.n else NAN
+    return state.correct / state.n if state.n else NAN
 
 
 def precision_macro(state: MulticlassState) -> float:

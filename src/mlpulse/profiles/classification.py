@@ -1,8 +1,9 @@
 """Classification states: binary (confusion counts, score histograms, loss sums) and
-multiclass (confusion matrix over a growing, sorted class list)."""
+multiclass (sparse confusion pairs over a growing, sorted class list, capped)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -471,10 +472,43 @@ def _union_exact(
     return values, pos.astype(np.int64), neg.astype(np.int64)
 
 
-class MulticlassState:
-    """Mergeable confusion matrix (rows = true class, columns = predicted class).
+OTHER_CLASS = "__other__"
+"""The class that classes past the cap are pooled into (as segments pool their values)."""
 
-    ``classes`` is sorted and grows to the union of the classes seen on update or merge.
+DEFAULT_MAX_CLASSES = 1_000
+
+
+def max_classes() -> int:
+    """Classes a multiclass state tracks one by one: ``$MLPULSE_MAX_CLASSES``, default 1,000.
+
+    Past it, the classes that sort last are pooled into :data:`OTHER_CLASS`. Raising it
+    applies to data profiled afterwards; what is stored stays pooled.
+    """
+    text = os.environ.get("MLPULSE_MAX_CLASSES", "").strip()
+    if not text:
+        return DEFAULT_MAX_CLASSES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise ConfigError(f"MLPULSE_MAX_CLASSES must be an integer of at least 2, not {text!r}")
+    return value
+
+
+_NO_PAIRS = np.zeros(0, np.int64)
+
+
+class MulticlassState:
+    """Mergeable sparse confusion counts (true class, predicted class, rows) and the number
+    of correct predictions.
+
+    ``classes`` is sorted and grows to the union of the classes seen on update or merge. The
+    confusion is held as pairs (COO), sorted by (true, predicted), without zero counts: its
+    size is the number of distinct (true, predicted) pairs seen, never classes squared.
+    Past :func:`max_classes` classes, those that sort last are pooled into ``__other__``;
+    the pooling depends only on the union of classes, so merges stay associative and
+    commutative, and ``correct`` (hence accuracy) stays exact.
 
     Examples
     --------
@@ -482,33 +516,86 @@ class MulticlassState:
     >>> s = MulticlassState()
     >>> s.update(np.array(["cat", "dog", "dog"], dtype=object),
     ...          np.array(["cat", "cat", "dog"], dtype=object))
-    >>> s.classes, s.confusion.tolist(), s.n
-    (['cat', 'dog'], [[1, 0], [1, 1]], 3)
+    >>> s.classes, s.confusion.tolist(), s.n, s.correct
+    (['cat', 'dog'], [[1, 0], [1, 1]], 3, 2)
     >>> t = MulticlassState(["ant"])
     >>> t.merge(s)
     >>> t.classes, t.confusion.tolist()
     (['ant', 'cat', 'dog'], [[0, 0, 0], [0, 1, 0], [0, 1, 1]])
+    >>> [a.tolist() for a in t.pairs()]  # true, predicted, rows
+    [[1, 2, 2], [1, 1, 2], [1, 1, 1]]
+    >>> from mlpulse.profiles.codec import decode, encode
+    >>> decode(encode(t)) == t
+    True
     """
 
-    __slots__ = ("classes", "confusion", "n")
+    __slots__ = ("classes", "n", "correct", "_true", "_pred", "_count")
 
     def __init__(self, classes: Any = ()) -> None:
         self.classes: list[str] = sorted({str(c) for c in classes})
-        k = len(self.classes)
-        self.confusion = np.zeros((k, k), np.int64)
         self.n = 0
+        self.correct = 0
+        self._true = self._pred = self._count = _NO_PAIRS
+        self._pool(max_classes())
 
-    def _reindexed(self, classes: list[str]) -> np.ndarray:
-        """The confusion matrix laid out over ``classes`` (a sorted superset)."""
-        if classes == self.classes:
-            return self.confusion
-        k = len(classes)
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(true class index, predicted class index, rows) of the nonzero cells, sorted."""
+        return self._true, self._pred, self._count
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """The dense k x k confusion matrix (rows = true class), built on demand: for
+        inspection and small k; metrics use :meth:`per_class`."""
+        k = len(self.classes)
         out = np.zeros((k, k), np.int64)
-        pos = np.searchsorted(
-            np.asarray(classes, dtype=object), np.asarray(self.classes, dtype=object)
-        )
-        out[np.ix_(pos, pos)] = self.confusion
+        out[self._true, self._pred] = self._count
         return out
+
+    def per_class(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(true positives, predicted count, true count) per class, in ``classes`` order."""
+        k = len(self.classes)
+        hit = self._true == self._pred
+
+        def total(index: np.ndarray, counts: np.ndarray) -> np.ndarray:
+            return np.bincount(index, weights=counts, minlength=k).astype(np.int64)
+
+        return (
+            total(self._true[hit], self._count[hit]),
+            total(self._pred, self._count),
+            total(self._true, self._count),
+        )
+
+    def true_counts(self) -> np.ndarray:
+        """Rows per true class, in ``classes`` order."""
+        k = len(self.classes)
+        return np.bincount(self._true, weights=self._count, minlength=k).astype(np.int64)
+
+    def _set_pairs(self, true: np.ndarray, pred: np.ndarray, count: np.ndarray, k: int) -> None:
+        """Store (possibly repeated, unsorted) cells summed into canonical sorted pairs."""
+        if len(count) == 0:
+            self._true = self._pred = self._count = _NO_PAIRS
+            return
+        # cell ids fit int64: k is at most the distinct strings of the inputs
+        cells, inverse = np.unique(true * k + pred, return_inverse=True)
+        counts = np.bincount(inverse, weights=count, minlength=len(cells)).astype(np.int64)
+        keep = counts > 0
+        cells, self._count = cells[keep], counts[keep]
+        self._true, self._pred = cells // k, cells % k
+
+    def _pool(self, cap: int) -> None:
+        """Pool the classes that sort past the first ``cap`` into ``__other__``."""
+        if len(self.classes) <= cap:
+            return
+        names = np.asarray(self.classes, dtype=object)
+        real = names != OTHER_CLASS
+        kept = real & (np.cumsum(real) <= cap)
+        if kept.sum() == real.sum():
+            return
+        classes = np.asarray(sorted([*names[kept].tolist(), OTHER_CLASS]), dtype=object)
+        index = np.full(len(names), np.searchsorted(classes, OTHER_CLASS), np.int64)
+        index[kept] = np.searchsorted(classes, names[kept])
+        self.classes = classes.tolist()
+        self._set_pairs(index[self._true], index[self._pred], self._count, len(classes))
 
     def update(self, y_true: Any, y_pred: Any) -> None:
         [part] = build_multiclass(y_true, y_pred, np.zeros(len(y_true), np.int64), 1)
@@ -517,27 +604,75 @@ class MulticlassState:
     def merge(self, other: MulticlassState) -> None:
         if not isinstance(other, MulticlassState):
             raise ConfigError(f"cannot merge MulticlassState with {type(other).__name__}")
-        classes = sorted(set(self.classes) | set(other.classes))
-        self.confusion = self._reindexed(classes) + other._reindexed(classes)
-        self.classes = classes
-        self.n += other.n
+        merged = MulticlassState.merge_many([self, other])
+        self.classes, self.n, self.correct = merged.classes, merged.n, merged.correct
+        self._true, self._pred, self._count = merged._true, merged._pred, merged._count
+
+    @classmethod
+    def merge_many(cls, states: list[MulticlassState]) -> MulticlassState:
+        """Merge many states into a new one: one class union, one sum of the pairs."""
+        for state in states:
+            if not isinstance(state, MulticlassState):
+                raise ConfigError(f"cannot merge MulticlassState with {type(state).__name__}")
+        out = cls()
+        out.n = sum(state.n for state in states)
+        out.correct = sum(state.correct for state in states)
+        first = states[0].classes if states else []
+        if all(state.classes == first for state in states):  # the usual case: same classes
+            out.classes = list(first)
+            true = [state._true for state in states]
+            pred = [state._pred for state in states]
+        else:
+            names = np.concatenate([np.asarray(state.classes, dtype=object) for state in states])
+            union, inverse = np.unique(names, return_inverse=True)
+            out.classes = union.tolist()
+            offsets = np.cumsum([0] + [len(state.classes) for state in states])
+            true = [inverse[o + state._true] for o, state in zip(offsets, states, strict=False)]
+            pred = [inverse[o + state._pred] for o, state in zip(offsets, states, strict=False)]
+        out._set_pairs(
+            np.concatenate([_NO_PAIRS, *true]),
+            np.concatenate([_NO_PAIRS, *pred]),
+            np.concatenate([_NO_PAIRS, *(state._count for state in states)]),
+            max(len(out.classes), 1),
+        )
+        out._pool(max_classes())
+        return out
 
     def copy(self) -> MulticlassState:
-        return MulticlassState.from_dict(self.to_dict())
+        out = MulticlassState()
+        out.classes, out.n, out.correct = list(self.classes), self.n, self.correct
+        out._true, out._pred, out._count = self._true.copy(), self._pred.copy(), self._count.copy()
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "classes": list(self.classes),
             "n": self.n,
-            "confusion": self.confusion.astype("<i8").tobytes(),
+            "correct": self.correct,
+            "true": pack_counts(self._true),
+            "pred": pack_counts(self._pred),
+            "count": pack_counts(self._count),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MulticlassState:
-        s = cls(d["classes"])
-        k = len(s.classes)
-        s.confusion = np.frombuffer(d["confusion"], "<i8").astype(np.int64).reshape(k, k)
+        s = cls()
+        s.classes = [str(c) for c in d["classes"]]
         s.n = int(d["n"])
+        k = len(s.classes)
+        if "confusion" in d:  # format 1: a dense k x k matrix of little-endian int64
+            dense = np.frombuffer(d["confusion"], "<i8").astype(np.int64).reshape(k, k)
+            s._true, s._pred = (a.astype(np.int64) for a in np.nonzero(dense))
+            s._count = dense[s._true, s._pred]
+            s.correct = int(np.trace(dense))
+            return s
+        s.correct = int(d["correct"])
+        s._true, s._pred = unpack_counts(d["true"]), unpack_counts(d["pred"])
+        s._count = unpack_counts(d["count"])
+        if not (len(s._true) == len(s._pred) == len(s._count)) or (
+            len(s._count) and max(int(s._true.max()), int(s._pred.max())) >= k
+        ):
+            raise ConfigError("corrupt MulticlassState: confusion pairs do not fit its classes")
         return s
 
     def __eq__(self, other: object) -> bool:
@@ -546,14 +681,27 @@ class MulticlassState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"MulticlassState(n={self.n}, classes={self.classes})"
+        shown = self.classes if len(self.classes) <= 10 else [*self.classes[:10], "..."]
+        return (
+            f"MulticlassState(n={self.n}, correct={self.correct}, "
+            f"{len(self.classes)} classes={shown})"
+        )
 
 
 def build_multiclass(
     y_true: Any, y_pred: Any, group: Any, n_groups: int, classes: Any = None
 ) -> list[MulticlassState]:
     """One :class:`MulticlassState` per group; each holds the classes seen in its rows,
-    plus ``classes`` when given."""
+    plus ``classes`` when given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = build_multiclass(np.array(["x", "y", "y"], dtype=object),
+    ...                         np.array(["x", "x", "y"], dtype=object), np.array([0, 0, 1]), 2)
+    >>> (a.classes, a.n, a.correct), (b.classes, b.n, b.correct)
+    ((['x', 'y'], 2, 1), (['y'], 1, 1))
+    """
     t = np.asarray(y_true, dtype=object)
     p = np.asarray(y_pred, dtype=object)
     if t.shape != p.shape or t.ndim != 1:
@@ -570,24 +718,34 @@ def build_multiclass(
     sorted_names = np.asarray(names, dtype=object)[order]
     codes = rank[codes] if len(names) else codes
     ct, cp = codes[:n_rows], codes[n_rows:]
-    k = max(len(names), 1)
-    keys, counts = np.unique((g * k + ct) * k + cp, return_counts=True)
-    bounds = np.searchsorted(keys // (k * k), np.arange(n_groups + 1))
-    kt, kp = (keys // k) % k, keys % k
+    # distinct (group, true, predicted) cells and their rows, by one sort (no k x k keys)
+    at = np.lexsort((cp, ct, g))
+    gs, ts, ps = g[at], ct[at], cp[at]
+    first = np.ones(n_rows, dtype=bool)
+    first[1:] = (gs[1:] != gs[:-1]) | (ts[1:] != ts[:-1]) | (ps[1:] != ps[:-1])
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, n_rows))
+    kg, kt, kp = gs[starts], ts[starts], ps[starts]
+    bounds = np.searchsorted(kg, np.arange(n_groups + 1)).tolist()
+    correct = np.bincount(g[ct == cp], minlength=n_groups).tolist()
 
-    base = MulticlassState(classes if classes is not None else ())
-    states = [base.copy() for _ in range(n_groups)]
-    for i in np.flatnonzero(np.diff(bounds)).tolist():
+    cap = max_classes()
+    declared = {str(c) for c in classes} if classes is not None else set()
+    states = []
+    for i in range(n_groups):
         lo, hi = bounds[i], bounds[i + 1]
-        present = np.union1d(kt[lo:hi], kp[lo:hi])
-        m = len(present)
-        lt, lp = np.searchsorted(present, kt[lo:hi]), np.searchsorted(present, kp[lo:hi])
-        part = MulticlassState(sorted_names[present].tolist())
-        part.confusion = (
-            np.bincount(lt * m + lp, weights=counts[lo:hi], minlength=m * m)
-            .astype(np.int64)
-            .reshape(m, m)
-        )
-        part.n = int(counts[lo:hi].sum())
-        states[i].merge(part)
+        present = np.union1d(kt[lo:hi], kp[lo:hi])  # codes, ascending = class order
+        state = MulticlassState()
+        state.classes = sorted_names[present].tolist()
+        if declared:  # every state holds the declared classes
+            state.classes = sorted(declared.union(state.classes))
+        # local index of each cell's codes (the order of codes is the order of classes)
+        where = np.asarray(state.classes, dtype=object)
+        state._true = np.searchsorted(where, sorted_names[kt[lo:hi]]).astype(np.int64)
+        state._pred = np.searchsorted(where, sorted_names[kp[lo:hi]]).astype(np.int64)
+        state._count = counts[lo:hi].astype(np.int64)
+        state.n = int(state._count.sum())
+        state.correct = correct[i]
+        state._pool(cap)
+        states.append(state)
     return states

@@ -27,6 +27,11 @@ from mlpulse.profiles.regression import RegressionState
 
 FORMAT_VERSION = 1
 
+#: State types whose data layout changed since ``FORMAT_VERSION``, with the version they
+#: write now; they still read every older one. 2: MulticlassState holds sparse confusion
+#: pairs instead of a dense k x k matrix. Older mlpulse refuses these with "upgrade mlpulse".
+TYPE_VERSIONS: dict[str, int] = {"MulticlassState": 2}
+
 STATE_TYPES: dict[str, Any] = {
     cls.__name__: cls
     for cls in (
@@ -45,16 +50,17 @@ def _envelope(state: Any) -> dict[str, Any]:
     name = type(state).__name__
     if STATE_TYPES.get(name) is not type(state):
         raise ConfigError(f"cannot encode {name}: not a registered profile state type")
-    return {"v": FORMAT_VERSION, "type": name, "data": state.to_dict()}
+    return {"v": TYPE_VERSIONS.get(name, FORMAT_VERSION), "type": name, "data": state.to_dict()}
 
 
 def _open(env: Any) -> Any:
     if not isinstance(env, dict) or "v" not in env or "type" not in env:
         raise ConfigError("not an mlpulse profile state: missing version/type envelope")
-    if env["v"] != FORMAT_VERSION:
+    newest = TYPE_VERSIONS.get(env["type"], FORMAT_VERSION)
+    if env["v"] not in range(FORMAT_VERSION, newest + 1):
         raise ConfigError(
             f"profile state format version {env['v']!r} is not supported "
-            f"(this mlpulse reads version {FORMAT_VERSION}); upgrade mlpulse"
+            f"(this mlpulse reads version {newest}); upgrade mlpulse"
         )
     cls = STATE_TYPES.get(env["type"])
     if cls is None:
