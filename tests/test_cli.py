@@ -97,6 +97,121 @@ class TestDemo:
         assert "not a DuckDB database" in capsys.readouterr().err
 
 
+def _user_database(path: Path) -> int:
+    """A database with one model and 3 stored rows, as a user's or a server's would be."""
+    import mlpulse
+
+    pulse = mlpulse.connect(str(path))
+    model = pulse.model("precious", task="binary", prediction="score", label="y")
+    report = model.log_batch(
+        [{"id": f"p{i}", "score": 0.5, "timestamp": "2026-01-05T00:00:00Z"} for i in range(3)],
+        id="id",
+        timestamp="timestamp",
+    )
+    pulse.close()
+    return report.stored
+
+
+def _stored(path: Path) -> int:
+    import mlpulse
+
+    pulse = mlpulse.connect(str(path))
+    try:
+        frame = pulse.model("precious").metrics(["count"], start="2026-01-05", end="2026-01-06")
+        return int(frame["n"].iloc[0])
+    finally:
+        pulse.close()
+
+
+SMALL = ("--duration", "10m", "--rate", "10", "--quiet")
+
+
+class TestDemoDatabase:
+    """``mlpulse demo --db X`` replaces only a database an earlier demo made, never one
+    another process has open, and any other DuckDB database only with ``--force`` (it used
+    to delete whatever DuckDB file was at X, a running server's included)."""
+
+    def test_refuses_a_database_it_did_not_create(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        db = tmp_path / "prod.duckdb"
+        assert _user_database(db) == 3
+        assert main(["demo", *SMALL, "--db", str(db)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "did not create" in err and "--force" in err
+        assert _stored(db) == 3
+
+    def test_replaces_its_own_database(self, tmp_path: Path) -> None:
+        import duckdb
+
+        db = tmp_path / "demo.duckdb"
+        assert main(["demo", *SMALL, "--seed", "1", "--db", str(db)]) == 0
+        assert main(["demo", *SMALL, "--seed", "2", "--db", str(db)]) == 0
+        conn = duckdb.connect(str(db), read_only=True)
+        try:
+            assert conn.execute("SELECT seed FROM mlpulse_demo").fetchall() == [(2,)]
+        finally:
+            conn.close()
+
+    def test_refuses_a_database_another_process_has_open(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Even the demo's own database, even with --force: the owner's writes would be lost."""
+        db = tmp_path / "demo.duckdb"
+        assert main(["demo", *SMALL, "--db", str(db)]) == 0
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys, time, mlpulse; p = mlpulse.connect(sys.argv[1]); "
+             "print('ready', flush=True); time.sleep(120)", str(db)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+            size = db.stat().st_size
+            for force in ((), ("--force",)):
+                assert main(["demo", *SMALL, *force, "--db", str(db)]) == 2
+                err = capsys.readouterr().err
+                assert f"in use by process {holder.pid}" in err, err
+                assert db.exists() and db.stat().st_size == size
+        finally:
+            holder.kill()
+            holder.wait(30)
+
+    def test_force_replaces_an_unlocked_database(self, tmp_path: Path) -> None:
+        db = tmp_path / "scratch.duckdb"
+        assert _user_database(db) == 3
+        assert main(["demo", *SMALL, "--force", "--db", str(db)]) == 0
+        import mlpulse
+        from mlpulse.errors import UnknownModelError
+
+        pulse = mlpulse.connect(str(db))
+        try:
+            assert pulse.model("churn").metrics(["count"], start="2026-01-01", end="2026-01-02")[
+                "n"
+            ].iloc[0] == 100
+            with pytest.raises(UnknownModelError):
+                pulse.model("precious").metrics(["count"])
+        finally:
+            pulse.close()
+
+    def test_refuses_a_stray_wal_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A .wal without its database may be the only copy of acknowledged writes."""
+        wal = tmp_path / "demo.duckdb.wal"
+        wal.write_bytes(b"unreplayed writes")
+        assert main(["demo", *SMALL, "--db", str(tmp_path / "demo.duckdb")]) == 2
+        assert "without its database" in capsys.readouterr().err
+        assert wal.read_bytes() == b"unreplayed writes"
+
+    def test_help_shows_one_percent_sign(self) -> None:
+        """Argparse formats no description, so "%%" was printed as is."""
+        result = _mlpulse("demo", "--help")
+        assert result.returncode == 0
+        text = " ".join(result.stdout.split())
+        assert "about 3% corrected later" in text and "%%" not in text
+
+
 class TestVersion:
     """``mlpulse version`` prints the installed version."""
 

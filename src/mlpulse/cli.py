@@ -2,7 +2,7 @@
 
 ::
 
-    mlpulse demo [--duration 6h] [--rate 200] [--seed 7] [--db PATH] [--quiet]
+    mlpulse demo [--duration 6h] [--rate 200] [--seed 7] [--db PATH] [--force] [--quiet]
     mlpulse serve [--db PATH] [--host 127.0.0.1] [--port 8765] [--config FILE] ...
     mlpulse keys create|list|revoke [--db PATH] ...
     mlpulse version
@@ -46,7 +46,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Simulate a binary churn classifier in production: predictions streamed in "
             "event time, labels arriving 5-90 simulated minutes late and out of order (about "
-            "3%% corrected later), and a drift of monthly_charges half-way through that "
+            "3% corrected later), and a drift of monthly_charges half-way through that "
             "costs accuracy. Prints one row per hour: volume, label coverage, accuracy, F1, "
             "ROC AUC, latency quantiles and the drifting feature's mean. The same seed "
             "always prints the same report."
@@ -68,9 +68,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--db",
         default=DEFAULT_DB,
         help=(
-            "embedded store to write (default: ./%(default)s); a previous demo database at "
-            "this path is DELETED first so reruns are identical (a file that is not a DuckDB "
-            "database is never touched); ':memory:' keeps nothing"
+            "embedded store to write (default: ./%(default)s); a database an earlier demo "
+            "created at this path is DELETED first so reruns are identical; any other file, "
+            "and a database another process has open, is refused; ':memory:' keeps nothing"
+        ),
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=(
+            "replace the DuckDB database at --db even if the demo did not create it (never "
+            "one another process has open, never a file that is not a DuckDB database)"
         ),
     )
     parser.add_argument(
@@ -87,7 +95,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     # A pipe or a log file gets a fixed width, so the report is the same wherever it goes.
     console = Console(width=None if sys.stdout.isatty() else REPORT_WIDTH)
     config = DemoConfig(
-        duration=args.duration, rate=args.rate, seed=args.seed, db=args.db, quiet=args.quiet
+        duration=args.duration,
+        rate=args.rate,
+        seed=args.seed,
+        db=args.db,
+        quiet=args.quiet,
+        force=args.force,
     )
     run_demo(config, console=console)
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +46,7 @@ from rich.table import Table
 import mlpulse
 
 from ._time import HOUR, MINUTE, align_up, parse_duration
-from .errors import ConfigError
+from .errors import ConfigError, StoreError, StoreLockedError
 
 DEFAULT_DB = "mlpulse-demo.duckdb"
 ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -79,6 +80,9 @@ _PLAN_EFFECT = np.array([0.4, 0.0, -0.6])
 _REGIONS = np.array(["north", "south", "east", "west"])
 _REGION_SHARE = np.array([0.3, 0.25, 0.25, 0.2])
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+#: The table that marks a database as the demo's own: only such a file is ever replaced.
+DEMO_MARKER = "mlpulse_demo"
+_PID = re.compile(r"PID (\d+)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class DemoConfig:
     seed: int = 7
     db: str = DEFAULT_DB
     quiet: bool = False
+    force: bool = False  # replace a DuckDB database the demo did not create (never a locked one)
 
 
 @dataclass
@@ -235,8 +240,16 @@ def _arrivals(events: pd.DataFrame, lo: int, hi: int, rng: np.random.Generator) 
 # --------------------------------------------------------------------------- run
 
 
-def _remove_previous(db: str) -> None:
-    """Delete an earlier demo database so reruns start clean; refuse anything else."""
+def _remove_previous(db: str, force: bool = False) -> None:
+    """Make way for the demo's database at ``db``.
+
+    The file's lock is taken first, so a database another process owns (a running server)
+    is refused with :class:`~mlpulse.errors.StoreLockedError`, ``--force`` or not. Then only
+    a database the demo created (it holds the :data:`DEMO_MARKER` table) is deleted, or any
+    DuckDB database with ``force``; files that are not DuckDB databases are never touched.
+    The file is unlinked while the lock is held, so no other process can open it between
+    the check and the deletion.
+    """
     if db == ":memory:":
         return
     if "://" in db:
@@ -245,18 +258,79 @@ def _remove_previous(db: str) -> None:
         )
     path = Path(db)
     wal = path.with_name(path.name + ".wal")
-    if path.exists():
-        if not path.is_file():
-            raise ConfigError(f"--db {db!r} exists and is not a file")
-        with path.open("rb") as handle:
-            header = handle.read(12)
-        if header[8:12] != _DUCKDB_MAGIC:
+    if not path.exists():
+        if wal.is_file() and not force:
             raise ConfigError(
-                f"--db {db!r} exists and is not a DuckDB database; refusing to overwrite it"
+                f"--db {db!r}: {wal.name} exists without its database; the demo will not "
+                "delete it: remove it yourself or pass --force"
             )
-        path.unlink()
-    if wal.is_file():
-        wal.unlink()
+        if wal.is_file():
+            wal.unlink()
+        return
+    if not path.is_file():
+        raise ConfigError(f"--db {db!r} exists and is not a file")
+    with path.open("rb") as handle:
+        header = handle.read(12)
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise ConfigError(
+            f"--db {db!r} exists and is not a DuckDB database; refusing to overwrite it"
+        )
+    import duckdb
+
+    try:
+        conn = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = _PID.search(text)
+            owner = f"process {pid.group(1)}" if pid else "another process"
+            raise StoreLockedError(
+                f"the database file {db!r} is in use by {owner}; only one process may write "
+                "to it, and the demo will not delete it. Stop that process first (it may be "
+                "a server holding data you need) or pass another --db."
+            ) from None
+        raise StoreError(
+            f"--db {db!r}: cannot open the database to check it ({text.splitlines()[0]}); "
+            "refusing to delete it"
+        ) from None
+    try:
+        [(marked,)] = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [DEMO_MARKER]
+        ).fetchall()
+        if not marked and not force:
+            raise ConfigError(
+                f"--db {db!r} is a DuckDB database the demo did not create; refusing to "
+                "delete it (it may hold real data). Pass another --db, or --force to replace it."
+            )
+        path.unlink()  # while the lock is held
+        if wal.is_file():
+            wal.unlink()
+    finally:
+        conn.close()
+
+
+def _mark(db: str, config: DemoConfig) -> None:
+    """Create the demo's database with its :data:`DEMO_MARKER` table (before mlpulse
+    adds its own), so the next run knows the file is the demo's to replace."""
+    if db == ":memory:":
+        return
+    import duckdb
+
+    try:
+        conn = duckdb.connect(db)
+    except duckdb.Error as exc:  # another process took the path meanwhile
+        raise StoreLockedError(f"--db {db!r}: cannot create the demo database: {exc}") from None
+    try:
+        conn.execute(
+            f"CREATE TABLE {DEMO_MARKER} (created_at TIMESTAMP, seed BIGINT, "
+            "duration VARCHAR, rate BIGINT)"
+        )
+        conn.execute(
+            f"INSERT INTO {DEMO_MARKER} VALUES (now(), ?, ?, ?)",
+            [config.seed, config.duration, config.rate],
+        )
+    finally:
+        conn.close()
 
 
 def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
@@ -272,7 +346,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
             f"--duration {config.duration} at --rate {config.rate} is more than "
             f"{MAX_PREDICTIONS:,} predictions; use a shorter span or a lower rate"
         )
-    _remove_previous(config.db)
+    _remove_previous(config.db, config.force)
+    _mark(config.db, config)
 
     rng = np.random.default_rng(config.seed)
     reference = make_reference(rng)
