@@ -2,7 +2,8 @@
 
 >>> from mlpulse.server import ServerConfig, create_app
 >>> app = create_app(ServerConfig(db=":memory:"))
->>> sorted(r.path for r in app.routes if r.path.startswith("/health") or r.path == "/readyz")
+>>> paths = [getattr(r, "path", "") for r in app.routes]
+>>> sorted(p for p in paths if p.startswith("/health") or p == "/readyz")
 ['/healthz', '/readyz']
 """
 
