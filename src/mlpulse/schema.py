@@ -234,6 +234,18 @@ class ModelSpec:
                     f"model {self.name!r}: {what} {shown(column)}: names starting with '__' "
                     "are reserved"
                 )
+        # features and segments are the other columns: never latency_ms or trace_id (their
+        # own roles), nor the prediction or the label
+        for what, column in roles[2:]:
+            if column in RESERVED or column in (self.prediction, self.label):
+                role = (
+                    "a reserved column"
+                    if column in RESERVED
+                    else "the model's " + ("prediction" if column == self.prediction else "label")
+                )
+                raise ConfigError(
+                    f"model {self.name!r}: {what} {shown(column)} is {role}, not a feature"
+                )
         check_distinct(self.name, [c for _, c in roles], error=ConfigError)
 
     def with_features(self, extra: dict[str, str]) -> ModelSpec:

@@ -13,6 +13,7 @@ Per model ``m`` (by integer id) the store keeps:
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import replace
@@ -31,6 +32,7 @@ from ..schema import (
     check_column_name,
     check_distinct,
     check_feature_count,
+    check_model_name,
     check_version_name,
     max_features,
     shown,
@@ -68,8 +70,12 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+@functools.cache
 def environment() -> dict[str, object]:
-    """The Python version and installed package versions, recorded per model version."""
+    """The Python version and installed package versions, recorded per model version.
+
+    Read once per process: parsing every installed package's metadata takes ~50 ms, and
+    the packages a process has imported do not change under it."""
     packages = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
@@ -128,6 +134,8 @@ class Registry:
 
     def register(self, spec: ModelSpec) -> ModelSpec:
         """Create the model (and its tables) or return the stored one, raising on conflict."""
+        if not isinstance(spec.name, str) or not _encodable(spec.name):
+            check_model_name(spec.name)  # raises: no stored model can have this name
         with self.store.write() as conn:
             found = conn.execute(
                 "SELECT model_id FROM models WHERE name = ?", [spec.name]
