@@ -15,11 +15,9 @@ import os
 from typing import Any
 
 from . import errors
-from .client.embedded import Model, Observation, Pulse
-from .client.http import AuthenticationError, RemoteError, ServerUnavailableError
-from .client.remote import RemoteModel, RemotePulse
+from .client.pulse import Model, Observation, Pulse
 from .engine.ingest import IngestReport
-from .errors import ConfigError
+from .errors import AuthenticationError, ConfigError, RemoteError, ServerUnavailableError
 from .metrics.custom import metric
 
 __version__ = "0.1.0"
@@ -27,28 +25,36 @@ __version__ = "0.1.0"
 DEFAULT_DB = "./mlpulse.duckdb"
 
 
-def connect(
-    target: str | None = None, *, api_key: str | None = None, **options: Any
-) -> Pulse | RemotePulse:
-    """Open an mlpulse store.
+#: Earlier names of the connection and handle over HTTP: one ``Pulse`` and ``Model`` now
+#: serve both transports (kept so that existing code and ``isinstance`` checks still run).
+RemotePulse = Pulse
+RemoteModel = Model
+
+
+def connect(target: str | None = None, *, api_key: str | None = None, **options: Any) -> Pulse:
+    """Open an mlpulse store; the same :class:`Pulse` API in process and over HTTP.
 
     ``None`` opens ``$MLPULSE_DB`` or ``./mlpulse.duckdb``; ``":memory:"`` a throwaway store;
-    any other string a DuckDB file at that path. ``http://`` and ``https://`` targets name a
-    running mlpulse server (``api_key`` defaults to ``$MLPULSE_API_KEY``; ``options`` go to
-    :class:`~mlpulse.client.remote.RemotePulse`: batching, compression, spool, bounds).
+    any other string a DuckDB file at that path (option ``max_features``: feature columns per
+    model, default ``$MLPULSE_MAX_FEATURES`` or 1,000). ``http://`` and ``https://`` targets
+    name a running mlpulse server (``api_key`` defaults to ``$MLPULSE_API_KEY``; ``options``
+    go to :class:`~mlpulse.client.remote.HttpTransport`: batching, compression, spool, bounds).
     """
     if target is None:
         target = os.environ.get("MLPULSE_DB") or DEFAULT_DB
     if not isinstance(target, str):
         target = os.fspath(target)
     if target.startswith(("http://", "https://")):
-        from .client.remote import RemotePulse
+        from .client.remote import HttpTransport
 
-        return RemotePulse(target, api_key or os.environ.get("MLPULSE_API_KEY"), **options)
-    if options:
-        raise ConfigError(f"options {sorted(options)} apply only to http(s) targets")
+        return Pulse(HttpTransport(target, api_key or os.environ.get("MLPULSE_API_KEY"), **options))
+    unknown = sorted(set(options) - {"max_features"})
+    if unknown:
+        raise ConfigError(f"options {unknown} apply only to http(s) targets")
     del api_key
-    return Pulse(target)
+    from .client.local import LocalTransport
+
+    return Pulse(LocalTransport(target, **options))
 
 
 __all__ = [

@@ -13,8 +13,15 @@ catches them all. Messages name the model, column, row and reason where they app
     │   ├── UnknownModelError    no model of that name / version (also a KeyError)
     │   └── ModelConflictError   re-registration that contradicts what is stored
     ├── IdempotencyConflictError  a batch id reused for a different batch
-    └── StoreError               the embedded store cannot be used
-        └── StoreLockedError     another process owns the database file
+    ├── StoreError               the embedded store cannot be used
+    │   └── StoreLockedError     another process owns the database file
+    └── RemoteError              a server refused a request (``status``: its HTTP status)
+        ├── AuthenticationError  the API key is missing, invalid, revoked or lacks the scope
+        └── ServerUnavailableError  the server could not be reached before the deadline
+
+Over HTTP, a server's answer that names one of the errors above (``unknown_model``,
+``schema_error``, ...) is raised as that error, so code catches the same exceptions with
+either transport.
 """
 
 from __future__ import annotations
@@ -64,13 +71,34 @@ class StoreLockedError(StoreError):
     """Another process holds the write lock on the database file."""
 
 
+
+
+class RemoteError(MlpulseError):
+    """The server refused a request; the message is the server's."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(RemoteError, PermissionError):
+    """The API key is missing, invalid, revoked, or lacks the scope (401 / 403)."""
+
+
+class ServerUnavailableError(RemoteError, ConnectionError):
+    """The server could not be reached, or kept failing, before the deadline."""
+
+
 __all__ = [
+    "AuthenticationError",
     "ConfigError",
     "IdempotencyConflictError",
     "MlpulseError",
     "ModelConflictError",
     "ModelError",
+    "RemoteError",
     "SchemaError",
+    "ServerUnavailableError",
     "StoreError",
     "StoreLockedError",
     "UnknownMetricError",

@@ -20,7 +20,7 @@ import pytest
 import mlpulse
 from mlpulse.cli import main
 from mlpulse.client import remote
-from mlpulse.client.http import HttpTransport
+from mlpulse.client.http import HttpSession
 from mlpulse.client.spool import MARKER, REJECTED, DiskSpool, Envelope, server_id
 from mlpulse.errors import ConfigError
 
@@ -52,9 +52,9 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, object]:
 
 
 def mock_server(monkeypatch: pytest.MonkeyPatch, handler) -> None:
-    """Every HttpTransport the client builds talks to ``handler`` (an httpx.MockTransport)."""
+    """Every HttpSession the client builds talks to ``handler`` (an httpx.MockTransport)."""
     monkeypatch.setattr(
-        remote, "HttpTransport", functools.partial(HttpTransport, transport=httpx.MockTransport(handler))
+        remote, "HttpSession", functools.partial(HttpSession, transport=httpx.MockTransport(handler))
     )
 
 
@@ -179,7 +179,7 @@ class TestSpoolFolderIsShared:
             model = pulse.model("m", version="v1", task="binary", prediction="score")
             model.log("a", {"age": 41.0}, prediction=0.5)
             assert not pulse.flush(0.3)  # the server is down: the batch is on disk
-            own = pulse._spool.dir
+            own = pulse._transport._spool.dir
             modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in own.iterdir()}
             assert stat.S_IMODE(own.stat().st_mode) == 0o700
             assert any(n.endswith(".mlpb") for n in modes) and set(modes.values()) == {0o600}
@@ -285,7 +285,7 @@ class TestPlantedSpoolFiles:
         before = snapshot(tmp_path, skip=spool)
         with mlpulse.connect(url, spool_dir=spool) as pulse:
             assert pulse.flush(10)
-            pulse._spool.reject(refused, "test")
+            pulse._transport._spool.reject(refused, "test")
         assert snapshot(tmp_path, skip=spool) == before
         kept = sorted(p.name for p in (spool / REJECTED).iterdir())
         assert len(kept) == 4 and all(".." not in name for name in kept)

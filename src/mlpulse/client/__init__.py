@@ -1,5 +1,7 @@
-"""Client transports: embedded (this process) today, HTTP with the server."""
+"""The user API (``Pulse``, ``Model``), written once over a transport: in process
+(:mod:`mlpulse.client.local`) or over HTTP (:mod:`mlpulse.client.remote`)."""
 
-from .embedded import Model, Observation, Pulse
+from .pulse import Model, Observation, Pulse
+from .transport import Transport
 
-__all__ = ["Model", "Observation", "Pulse"]
+__all__ = ["Model", "Observation", "Pulse", "Transport"]

@@ -62,20 +62,9 @@ def clean_api_key(api_key: object) -> str | None:
     return key
 
 
-class RemoteError(errors.MlpulseError):
-    """The server refused a request; the message is the server's."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class AuthenticationError(RemoteError, PermissionError):
-    """The API key is missing, invalid, revoked, or lacks the scope (401 / 403)."""
-
-
-class ServerUnavailableError(RemoteError, ConnectionError):
-    """The server could not be reached, or kept failing, before the deadline."""
+RemoteError = errors.RemoteError
+AuthenticationError = errors.AuthenticationError
+ServerUnavailableError = errors.ServerUnavailableError
 
 
 _BY_CODE: dict[str, type[Exception]] = {
@@ -84,6 +73,7 @@ _BY_CODE: dict[str, type[Exception]] = {
     "unknown_metric": errors.UnknownMetricError,
     "schema_error": errors.SchemaError,
     "invalid_argument": errors.ConfigError,
+    "idempotency_conflict": errors.IdempotencyConflictError,
 }
 
 
@@ -119,7 +109,7 @@ def retry_after(response: httpx.Response | None) -> float | None:
         return None
 
 
-class HttpTransport:
+class HttpSession:
     """An ``httpx.Client`` bound to one server, with the API key and retries."""
 
     def __init__(
@@ -215,7 +205,7 @@ __all__ = [
     "RETRYABLE",
     "UNAVAILABLE",
     "AuthenticationError",
-    "HttpTransport",
+    "HttpSession",
     "RemoteError",
     "ServerUnavailableError",
     "backoff",

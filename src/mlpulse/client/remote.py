@@ -1,8 +1,9 @@
-"""The remote client: the embedded ``Pulse`` / ``Model`` API over HTTP.
+"""The HTTP transport: the :class:`~mlpulse.engine.service.Service`'s operations over a
+server's ``/api/v1`` routes, for the one ``Pulse`` / ``Model`` API.
 
-``mlpulse.connect("http://host:8765", api_key=...)`` returns a :class:`RemotePulse`.
-``model.log`` / ``log_feedback`` / ``observe`` append to an in-memory queue and return at
-once; a batcher thread turns rows into Arrow batches (by size and time) and a sender
+``mlpulse.connect("http://host:8765", api_key=...)`` returns a ``Pulse`` over an
+:class:`HttpTransport`. ``model.log`` / ``log_feedback`` / ``observe`` append to an
+in-memory queue and return at once; a batcher thread turns rows into Arrow batches (by size and time) and a sender
 thread delivers them in order, gzip-compressed, each with an idempotency key, retrying
 with exponential backoff and jitter and spooling to disk while the server is unreachable
 (see :mod:`mlpulse.client.sender`). ``log_batch`` waits for the server's report unless the
@@ -11,7 +12,6 @@ server is down, in which case the rows are spooled and reported as ``pending``.
 
 from __future__ import annotations
 
-import atexit
 import gzip
 import hashlib
 import json
@@ -19,9 +19,7 @@ import logging
 import os
 import threading
 import time
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote as urlquote
@@ -31,18 +29,17 @@ import pyarrow as pa
 
 from .._time import from_micros, parse_duration, to_micros
 from ..engine.ingest import IngestReport
+from ..engine.service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from ..errors import ConfigError, SchemaError, UnknownModelError
 from ..schema import ModelSpec, infer_features, to_arrow
 from .batcher import Batcher
-from .embedded import Observation, _current_trace_id
-from .http import AuthenticationError, HttpTransport, ServerUnavailableError, clean_api_key
+from .http import AuthenticationError, HttpSession, ServerUnavailableError, clean_api_key
 from .sender import POLICIES, Sender
 from .spool import DiskSpool, Envelope
 
 log = logging.getLogger("mlpulse.remote")
 
 ARROW = "application/vnd.apache.arrow.stream"
-_ID, _TS, _PRED, _LABEL = "__log_id", "__log_ts", "__log_prediction", "__log_label"
 MiB = 1024 * 1024
 
 
@@ -80,8 +77,8 @@ def _segment(value: Any) -> str | None:
     return str(value)
 
 
-class RemotePulse:
-    """A connection to an mlpulse server (see :func:`mlpulse.connect`).
+class HttpTransport:
+    """A connection to an mlpulse server (``mlpulse.connect("http://...")``).
 
     Options: ``batch_rows`` and ``interval`` (seconds) cut background batches;
     ``compression`` ``"gzip"`` (default) or ``None``; ``max_memory_bytes`` bounds batches
@@ -117,6 +114,7 @@ class RemotePulse:
         max_attempts: int = 5,
         exit_timeout: float = 10.0,
         verify: Any = True,
+        transport: Any = None,
     ) -> None:
         if on_full not in POLICIES:
             raise ConfigError(f"on_full must be one of {', '.join(POLICIES)}, got {on_full!r}")
@@ -126,16 +124,18 @@ class RemotePulse:
             raise ConfigError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
         api_key = clean_api_key(api_key)
         self.url = url.rstrip("/")
-        self.path = self.url
         self.retry_for = retry_for
         self.batch_rows = batch_rows
         self.compression = compression
         self.on_full = on_full
         self.block_timeout = block_timeout
         self.exit_timeout = exit_timeout
-        self._http = HttpTransport(
-            self.url, api_key, timeout=timeout, verify=verify, max_attempts=max_attempts
+        # an injected httpx transport (tests: Starlette's TestClient) serves both sessions
+        inject = {"transport": transport} if transport is not None else {}
+        self._http = HttpSession(
+            self.url, api_key, timeout=timeout, verify=verify, max_attempts=max_attempts, **inject
         )
+        self.path = self._http.display_url
         spool = None
         if on_full != "drop":
             folder = spool_dir or default_spool_dir(self.url)
@@ -148,8 +148,8 @@ class RemotePulse:
                 ) from None
         self._spool = spool
         self._sender = Sender(
-            HttpTransport(
-                self.url, api_key, timeout=timeout, verify=verify, max_backoff=max_backoff
+            HttpSession(
+                self.url, api_key, timeout=timeout, verify=verify, max_backoff=max_backoff, **inject
             ),
             spool,
             max_memory_bytes=max_memory_bytes,
@@ -165,21 +165,11 @@ class RemotePulse:
             max_rows=batch_rows,
             max_pending=max_pending_rows,
         )
-        self._models: dict[tuple[str, str], RemoteModel] = {}
         self._closed = False
-        self._lock = threading.Lock()
-        ref = weakref.ref(self)
-
-        def _close_at_exit() -> None:
-            p = ref()
-            if p is not None:
-                p.close()
-
-        atexit.register(_close_at_exit)
 
     # -- registry -----------------------------------------------------------------------
 
-    def model(
+    def register(
         self,
         name: str,
         version: str | None = None,
@@ -192,15 +182,13 @@ class RemotePulse:
         threshold: float | None = None,
         classes: Sequence[Any] | None = None,
         segments: Sequence[str] | None = None,
-    ) -> RemoteModel:
+    ) -> tuple[ModelSpec | None, str]:
         """Register a model version on the server (first call) or return the registered one;
-        same arguments and errors as the embedded ``Pulse.model``.
+        same arguments, results and errors as :meth:`Service.register`.
 
         If the server is unreachable and ``task`` is given, the registration is queued
         ahead of the model's rows and a handle is returned at once."""
         self._check_open()
-        if isinstance(features, str):
-            raise ConfigError(f"model {name!r}: features must be a list of column names")
         ref_table = (
             to_arrow(reference, what=f"model {name!r}: reference")
             if reference is not None
@@ -222,6 +210,7 @@ class RemotePulse:
         if segments is not None:
             body["segments"] = list(segments)
         if ref_table is not None:
+            # the kinds the reference implies, resolved by the server's Service.register
             kinds = infer_features(ref_table, {prediction or "prediction", label or "label"})
             if features is not None:
                 missing = [c for c in features if c not in ref_table.column_names]
@@ -243,20 +232,269 @@ class RemotePulse:
             log.warning("mlpulse: server unavailable; registration of %r queued", name)
             info = {"name": name, "version": str(version or "v1"), "prediction": prediction}
             self._queue_json("register", name, body | {"version": info["version"]})
+            spec: ModelSpec | None = ModelSpec(
+                name=name,
+                task=task,
+                prediction=prediction or "prediction",
+                label=label or "label",
+                threshold=0.5 if threshold is None else float(threshold),
+                segments=tuple(segments or ()),
+            )
+        else:
+            spec = _spec_of(info) if "task" in info else None
         version = str(info["version"])
         if ref_table is not None:
             self._upload_reference(name, version, ref_table, features)
-        key = (name, version)
-        with self._lock:
-            if key not in self._models:
-                self._models[key] = RemoteModel(self, name, version)
-            return self._models[key]
+        return spec, version
+
+    def spec(self, name: str) -> ModelSpec:
+        """The model's current specification, as the server has it."""
+        return _spec_of(self._get_json(_model_path(name)))
+
+    def models(self) -> list[str]:
+        """Names of the registered models."""
+        return [m["name"] for m in self._get_json("/api/v1/models")["models"]]
+
+    def versions(self, name: str) -> list[str]:
+        return list(self._get_json(_model_path(name))["versions"])
+
+    # -- writes ------------------------------------------------------------------------
+
+    def queue(self, kind: str, name: str, version: str, row: dict[str, Any]) -> None:
+        """Queue one ``log`` / ``log_feedback`` row (``on_full="block"`` waits for room)."""
+        batcher = self._batcher
+        if self.on_full == "block" and batcher.pending >= batcher.max_pending:
+            deadline = time.monotonic() + self.block_timeout
+            while batcher.pending >= batcher.max_pending and time.monotonic() < deadline:
+                time.sleep(0.001)
+        batcher.put((kind, name, version), row)
+
+    def _send_batch(
+        self, kind: str, name: str, version: str | None, params: dict[str, Any], arrow: pa.Table
+    ) -> IngestReport:
+        total = IngestReport(0, 0, 0)
+        for start in range(0, arrow.num_rows, self.batch_rows):
+            chunk = arrow.slice(start, self.batch_rows)
+            envelope = self._envelope(kind, name, version, params, chunk)
+            answer = self._submit_and_wait(envelope, wait=not self._sender.down)
+            if answer is None:
+                total += IngestReport(chunk.num_rows, 0, 0, pending=chunk.num_rows)
+            else:
+                total += IngestReport(
+                    answer["received"],
+                    answer["stored"],
+                    answer["quarantined"],
+                    matched=answer.get("matched", 0),
+                    held=answer.get("held", 0),
+                )
+        return total
+
+    def log_batch(
+        self, name: str, version: str, table: Any, *, id: str = "id", timestamp: str | None = None
+    ) -> IngestReport:
+        """Store many predictions; ``pending`` counts rows spooled because the server is
+        unreachable (sent later)."""
+        arrow = _batch(name, table, id, "log_batch table")
+        if timestamp is None and "timestamp" in arrow.column_names:
+            timestamp = "timestamp"
+        params = {"id": id} | ({"timestamp": timestamp} if timestamp else {})
+        return self._send_batch("prediction", name, version, params, arrow)
+
+    def log_feedback_batch(
+        self,
+        name: str,
+        table: Any,
+        *,
+        id: str = "id",
+        label: str | None = None,
+        timestamp: str | None = None,
+    ) -> IngestReport:
+        """Store many labels; each replaces any earlier label for its id."""
+        arrow = _batch(name, table, id, "log_feedback_batch table")
+        params = {"id": id}
+        if label is not None:
+            params["label"] = label
+        if timestamp is not None:
+            params["timestamp"] = timestamp
+        return self._send_batch("feedback", name, None, params, arrow)
+
+    def set_constraints(self, name: str, constraints: Any, replace: bool = False) -> None:
+        from ..quality.constraints import parse_constraints
+
+        # YAML paths and text are read here: the server sees the parsed constraints
+        body = {
+            "constraints": [c.to_dict() for c in parse_constraints(constraints)],
+            "replace": bool(replace),
+        }
+        self._request("PUT", f"{_model_path(name)}/constraints", json=body)
+
+    def constraints(self, name: str) -> list:
+        from ..quality.constraints import parse_constraints
+
+        return parse_constraints(self._get_json(f"{_model_path(name)}/constraints")["constraints"])
+
+    def log_training_features(self, name: str, table: Any, id: str = "id") -> int:
+        arrow = _batch(name, table, id, "training features")
+        answer = self._request(
+            "POST",
+            f"{_model_path(name)}/training-features",
+            params={"id": id},
+            content=_arrow_bytes(arrow),
+            headers={"Content-Type": ARROW},
+        ).json()
+        return int(answer["stored"])
+
+    def set_training_info(
+        self, name: str, version: str, trained_at: Any = None, max_age: Any = None
+    ) -> None:
+        body = {"trained_at": _iso(trained_at), "max_age": _step(max_age)}
+        self._request("PUT", f"{_version_path(name, version)}/training-info", json=body)
+
+    def log_resource_usage(
+        self, name: str, version: str, memory_mb: float, timestamp: Any = None
+    ) -> None:
+        body = {"memory_mb": float(memory_mb), "timestamp": _iso(timestamp)}
+        self._request("POST", f"{_version_path(name, version)}/resource-usage", json=body)
+
+    # -- queries ------------------------------------------------------------------------
+
+    def metrics(
+        self,
+        name: str,
+        version: str,
+        metrics: Sequence[str] | str | None = None,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        names = [metrics] if isinstance(metrics, str) else metrics
+        return self._get_frame(
+            f"{_version_path(name, version)}/metrics",
+            _window(start, end, step, segment, versions)
+            | {"metrics": list(names) if names is not None else None},
+        )
+
+    def summary(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        return self._get_frame(
+            f"{_version_path(name, version)}/summary",
+            _window(start, end, step, segment, versions),
+        )
+
+    def quarantined(
+        self, name: str, version: str | None = None, *, start: Any = None, end: Any = None
+    ) -> pd.DataFrame:
+        return self._get_frame(
+            f"{_model_path(name)}/quarantine",
+            {"version": version, "start": _iso(start), "end": _iso(end)},
+        )
+
+    def drift(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = "reference",
+        segment: Any = None,
+        step: Any = None,
+        versions: str | None = None,
+        **options: Any,
+    ):
+        from ..drift.report import DriftReport
+
+        if isinstance(against, dict):
+            against = {k: _iso(v) for k, v in against.items()}
+        body = _window(start, end, step, segment, versions) | {"against": against} | options
+        answer = self._request("POST", f"{_version_path(name, version)}/drift", json=body)
+        return DriftReport.from_dict(answer.json())
+
+    def quality(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        constraints: Any = None,
+        infer: bool = True,
+        mode: str = "sketch",
+        versions: str | None = None,
+    ):
+        from ..quality.check import QualityReport
+        from ..quality.constraints import parse_constraints
+
+        given = parse_constraints(constraints) if constraints is not None else None
+        body = _window(start, end, step, segment, versions) | {
+            "constraints": [c.to_dict() for c in given] if given is not None else None,
+            "infer": infer,
+            "mode": mode,
+        }
+        return QualityReport(self._post_frame(f"{_version_path(name, version)}/quality", body))
+
+    def estimate(
+        self,
+        name: str,
+        version: str,
+        metrics: Sequence[str] | str | None = None,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        band: bool = False,
+        mode: str = "sketch",
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        names = [metrics] if isinstance(metrics, str) else metrics
+        return self._get_frame(
+            f"{_version_path(name, version)}/estimate",
+            _window(start, end, step, segment, versions)
+            | {
+                "metrics": list(names) if names is not None else None,
+                "band": "true" if band else "false",
+                "mode": mode,
+            },
+        )
+
+    def checks(
+        self, name: str, version: str, *, start: Any = "-24h", end: Any = "now", **options: Any
+    ):
+        from ..monitors.checks import MonitorReport
+
+        if isinstance(options.get("against"), dict):
+            options["against"] = {k: _iso(v) for k, v in options["against"].items()}
+        if "now" in options:
+            options["now"] = _iso(options["now"])
+        if options.get("monitors") is not None:
+            options["monitors"] = list(options["monitors"])
+        body = {"start": _iso(start), "end": _iso(end)} | options
+        answer = self._request("POST", f"{_version_path(name, version)}/checks", json=body)
+        return MonitorReport.from_dict(answer.json())
+
+    def skew(self, name: str, version: str, tolerance: float = 1e-9) -> pd.DataFrame:
+        return self._get_frame(f"{_version_path(name, version)}/skew", {"tolerance": tolerance})
 
     def _register_or_get(self, body: dict[str, Any], registering: bool) -> dict[str, Any]:
         name = body["name"]
         if not registering:
             try:
-                info = self._get_json(f"/api/v1/models/{urlquote(name, safe='')}")
+                info = self._get_json(_model_path(name))
             except AuthenticationError as exc:
                 if exc.status != 403:
                     raise
@@ -271,8 +509,7 @@ class RemotePulse:
                 wanted = body.get("version") or (versions[-1] if versions else None)
                 if wanted is not None and wanted in versions:
                     return info | {"version": wanted}
-        response = self._http.request("POST", "/api/v1/models", json=body, retry_for=self.retry_for)
-        return response.json()
+        return self._request("POST", "/api/v1/models", json=body).json()
 
     def _upload_reference(
         self, name: str, version: str, table: pa.Table, features: Sequence[str] | None
@@ -281,20 +518,21 @@ class RemotePulse:
         envelope = self._envelope("reference", name, version, params, table)
         self._submit_and_wait(envelope, wait=not self._sender.down)
 
-    def models(self) -> list[str]:
-        """Names of the registered models."""
-        return [m["name"] for m in self._get_json("/api/v1/models")["models"]]
-
     # -- delivery -----------------------------------------------------------------------
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._http.request(method, path, retry_for=self.retry_for, **kwargs)
+
     def _get_json(self, path: str, **params: Any) -> Any:
-        return self._http.request("GET", path, params=params, retry_for=self.retry_for).json()
+        return self._request("GET", path, params=params).json()
 
     def _get_frame(self, path: str, params: dict[str, Any]) -> pd.DataFrame:
         params = {k: v for k, v in params.items() if v is not None}
-        response = self._http.request(
-            "GET", path, params=params, headers={"Accept": ARROW}, retry_for=self.retry_for
-        )
+        response = self._request("GET", path, params=params, headers={"Accept": ARROW})
+        return pa.ipc.open_stream(response.content).read_all().to_pandas()
+
+    def _post_frame(self, path: str, body: dict[str, Any]) -> pd.DataFrame:
+        response = self._request("POST", path, json=body, headers={"Accept": ARROW})
         return pa.ipc.open_stream(response.content).read_all().to_pandas()
 
     def _envelope(
@@ -339,9 +577,9 @@ class RemotePulse:
         """Batcher sink: one Arrow batch of ``log`` / ``log_feedback`` rows."""
         kind, name, version = key
         if kind == "prediction":
-            params = {"id": _ID, "timestamp": _TS, "prediction": _PRED}
+            params = {"id": LOG_ID, "timestamp": LOG_TS, "prediction": LOG_PREDICTION}
         else:
-            params = {"id": _ID, "timestamp": _TS, "label": _LABEL}
+            params = {"id": LOG_ID, "timestamp": LOG_TS, "label": LOG_LABEL}
         self._sender.submit(self._envelope(kind, name, version, params, table))
 
     def _failed(self, key: tuple[Any, ...], rows: Any, exc: BaseException) -> None:
@@ -404,218 +642,60 @@ class RemotePulse:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ConfigError(f"this mlpulse connection to {self._http.display_url!r} is closed")
-
-    def __enter__(self) -> RemotePulse:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            raise ConfigError(f"this mlpulse connection to {self.path!r} is closed")
 
     def __repr__(self) -> str:
-        return f"RemotePulse({self._http.display_url!r})"
+        return f"HttpTransport({self.path!r})"
 
 
-class RemoteModel:
-    """Logging and query handle for one model version on a server; the embedded
-    :class:`~mlpulse.client.embedded.Model` API."""
+def _model_path(name: str) -> str:
+    return f"/api/v1/models/{urlquote(name, safe='')}"
 
-    def __init__(self, pulse: RemotePulse, name: str, version: str) -> None:
-        self._pulse = pulse
-        self.name = name
-        self.version = version
-        self._key_prediction = ("prediction", name, version)
-        self._key_feedback = ("feedback", name, version)
-        quoted = urlquote(name, safe="")
-        self._path = f"/api/v1/models/{quoted}"
-        self._version_path = f"{self._path}/versions/{urlquote(version, safe='')}"
 
-    @property
-    def spec(self) -> ModelSpec:
-        """The model's current specification, as the server has it."""
-        info = self._pulse._get_json(self._path)
-        return ModelSpec(
-            name=info["name"],
-            task=info["task"],
-            prediction=info["prediction"],
-            label=info["label"],
-            threshold=info["threshold"],
-            classes=tuple(info["classes"]) if info["classes"] is not None else None,
-            segments=tuple(info["segments"]),
-            features=dict(info["features"]),
+def _version_path(name: str, version: str) -> str:
+    return f"{_model_path(name)}/versions/{urlquote(version, safe='')}"
+
+
+def _window(start: Any, end: Any, step: Any, segment: Any, versions: str | None) -> dict[str, Any]:
+    """A query's window parameters as the server takes them (None: not sent)."""
+    return {
+        "start": _iso(start),
+        "end": _iso(end),
+        "step": _step(step),
+        "segment": _segment(segment),
+        "versions": versions,
+    }
+
+
+def _batch(name: str, table: Any, id: str, what: str) -> pa.Table:
+    arrow = to_arrow(table, what=f"model {name!r}: {what}")
+    if arrow.num_rows and id not in arrow.column_names:
+        raise SchemaError(
+            f"model {name!r}: the batch has no id column {id!r}; "
+            f"its columns are: {', '.join(arrow.column_names) or 'none'}"
         )
-
-    # -- logging ------------------------------------------------------------------------
-
-    def log(
-        self,
-        id: Any,
-        features: dict[str, Any] | None = None,
-        prediction: Any = None,
-        timestamp: Any = None,
-        latency_ms: float | None = None,
-        trace_id: str | None = None,
-    ) -> None:
-        """Queue one prediction; returns at once. Bad rows end up in the quarantine."""
-        try:
-            row = dict(features) if features else {}
-            row[_ID] = id
-            row[_TS] = time.time() if timestamp is None else timestamp
-            row[_PRED] = prediction
-            if latency_ms is not None:
-                row["latency_ms"] = latency_ms
-            if trace_id is not None:
-                row["trace_id"] = trace_id
-            self._put(self._key_prediction, row)
-        except Exception:  # the caller's service must never crash because of logging
-            log.exception("mlpulse: model %r: could not queue a prediction", self.name)
-
-    def log_feedback(self, id: Any, label: Any, timestamp: Any = None) -> None:
-        """Queue the ground truth for a logged (or future) prediction; returns at once."""
-        try:
-            row = {_ID: id, _LABEL: label, _TS: time.time() if timestamp is None else timestamp}
-            self._put(self._key_feedback, row)
-        except Exception:
-            log.exception("mlpulse: model %r: could not queue feedback", self.name)
-
-    def _put(self, key: tuple[Any, ...], row: dict[str, Any]) -> None:
-        batcher = self._pulse._batcher
-        if self._pulse.on_full == "block" and batcher.pending >= batcher.max_pending:
-            deadline = time.monotonic() + self._pulse.block_timeout
-            while batcher.pending >= batcher.max_pending and time.monotonic() < deadline:
-                time.sleep(0.001)
-        batcher.put(key, row)
-
-    @contextmanager
-    def observe(
-        self, id: Any, features: dict[str, Any] | None = None, timestamp: Any = None
-    ) -> Iterator[Observation]:
-        """Time a block that sets ``obs.prediction``; logs it with its latency and trace id."""
-        obs = Observation(
-            id=id, features=dict(features or {}), timestamp=timestamp, trace_id=_current_trace_id()
-        )
-        started = time.perf_counter()
-        yield obs
-        obs.latency_ms = (time.perf_counter() - started) * 1000.0
-        self.log(
-            obs.id,
-            obs.features,
-            obs.prediction,
-            timestamp=obs.timestamp,
-            latency_ms=obs.latency_ms,
-            trace_id=obs.trace_id,
-        )
-
-    def _send_batch(self, kind: str, params: dict[str, Any], arrow: pa.Table) -> IngestReport:
-        total = IngestReport(0, 0, 0)
-        pulse = self._pulse
-        for start in range(0, arrow.num_rows, pulse.batch_rows):
-            chunk = arrow.slice(start, pulse.batch_rows)
-            envelope = pulse._envelope(kind, self.name, self.version, params, chunk)
-            answer = pulse._submit_and_wait(envelope, wait=not pulse._sender.down)
-            if answer is None:
-                total += IngestReport(chunk.num_rows, 0, 0, pending=chunk.num_rows)
-            else:
-                total += IngestReport(
-                    answer["received"],
-                    answer["stored"],
-                    answer["quarantined"],
-                    matched=answer.get("matched", 0),
-                    held=answer.get("held", 0),
-                )
-        return total
-
-    def log_batch(self, table: Any, id: str = "id", timestamp: str | None = None) -> IngestReport:
-        """Store many predictions; returns ``received``, ``stored``, ``quarantined`` and
-        ``pending`` (rows spooled because the server is unreachable, sent later)."""
-        arrow = to_arrow(table, what=f"model {self.name!r}: log_batch table")
-        if arrow.num_rows and id not in arrow.column_names:
-            raise SchemaError(
-                f"model {self.name!r}: the batch has no id column {id!r}; "
-                f"its columns are: {', '.join(arrow.column_names) or 'none'}"
-            )
-        if timestamp is None and "timestamp" in arrow.column_names:
-            timestamp = "timestamp"
-        params = {"id": id} | ({"timestamp": timestamp} if timestamp else {})
-        return self._send_batch("prediction", params, arrow)
-
-    def log_feedback_batch(
-        self, table: Any, id: str = "id", label: str | None = None, timestamp: str | None = None
-    ) -> IngestReport:
-        """Store many labels; each replaces any earlier label for its id."""
-        arrow = to_arrow(table, what=f"model {self.name!r}: log_feedback_batch table")
-        if arrow.num_rows and id not in arrow.column_names:
-            raise SchemaError(
-                f"model {self.name!r}: the batch has no id column {id!r}; "
-                f"its columns are: {', '.join(arrow.column_names) or 'none'}"
-            )
-        params = {"id": id}
-        if label is not None:
-            params["label"] = label
-        if timestamp is not None:
-            params["timestamp"] = timestamp
-        return self._send_batch("feedback", params, arrow)
-
-    # -- queries ------------------------------------------------------------------------
-
-    def _query_path(self, version: str | None) -> str:
-        if version is None:
-            return self._version_path
-        return f"{self._path}/versions/{urlquote(str(version), safe='*')}"
-
-    def metrics(
-        self,
-        metrics: Sequence[str] | str | None = None,
-        start: Any = "-24h",
-        end: Any = "now",
-        step: Any = None,
-        segment: Any = None,
-        version: str | None = None,
-    ) -> pd.DataFrame:
-        """One row per window: window_start, window_end, n, n_labeled and each metric."""
-        names = [metrics] if isinstance(metrics, str) else metrics
-        return self._pulse._get_frame(
-            f"{self._query_path(version)}/metrics",
-            {
-                "metrics": list(names) if names is not None else None,
-                "start": _iso(start),
-                "end": _iso(end),
-                "step": _step(step),
-                "segment": _segment(segment),
-            },
-        )
-
-    def summary(
-        self,
-        start: Any = "-24h",
-        end: Any = "now",
-        step: Any = None,
-        segment: Any = None,
-        version: str | None = None,
-    ) -> pd.DataFrame:
-        """Per window and feature: count, missing, mean, std, min, p50, max, distinct, top."""
-        return self._pulse._get_frame(
-            f"{self._query_path(version)}/summary",
-            {
-                "start": _iso(start),
-                "end": _iso(end),
-                "step": _step(step),
-                "segment": _segment(segment),
-            },
-        )
-
-    def quarantined(self, start: Any = None, end: Any = None) -> pd.DataFrame:
-        """Quarantined rows (received in [start, end)) with their ``reason``."""
-        return self._pulse._get_frame(
-            f"{self._path}/quarantine",
-            {"version": self.version, "start": _iso(start), "end": _iso(end)},
-        )
-
-    def versions(self) -> list[str]:
-        return list(self._pulse._get_json(self._path)["versions"])
-
-    def __repr__(self) -> str:
-        return f"RemoteModel({self.name!r}, version={self.version!r})"
+    return arrow
 
 
-__all__ = ["RemoteModel", "RemotePulse", "default_spool_dir"]
+def _arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _spec_of(info: dict[str, Any]) -> ModelSpec:
+    """The ModelSpec a server's model description holds."""
+    return ModelSpec(
+        name=info["name"],
+        task=info["task"],
+        prediction=info["prediction"],
+        label=info["label"],
+        threshold=info["threshold"],
+        classes=tuple(info["classes"]) if info["classes"] is not None else None,
+        segments=tuple(info["segments"]),
+        features=dict(info["features"]),
+    )
+
+
+__all__ = ["HttpTransport", "default_spool_dir"]

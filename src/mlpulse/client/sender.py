@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from .http import UNAVAILABLE, HttpTransport, RemoteError, backoff, error_for, retry_after
+from .http import UNAVAILABLE, HttpSession, RemoteError, backoff, error_for, retry_after
 from .spool import DiskSpool, Envelope
 
 log = logging.getLogger("mlpulse.remote")
@@ -46,7 +46,7 @@ class Sender:
 
     def __init__(
         self,
-        transport: HttpTransport,
+        transport: HttpSession,
         spool: DiskSpool | None,
         *,
         max_memory_bytes: int,

@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from .._time import from_micros, to_micros
 from ..engine.parts import CORE
-from ..engine.query import WindowQuery, parse_segment, split, windows
+from ..engine.query import WindowQuery, split, windows
+from ..engine.scope import Scope
 from ..errors import ConfigError
 from ..schema import ModelSpec
 from ..store.database import Store
@@ -188,21 +189,15 @@ def _empty(sample: Any) -> bool:
 def compute_drift(
     store: Store,
     registry: Registry,
-    spec: ModelSpec,
+    scope: Scope,
     *,
-    version: str,
-    versions: list[str],
-    start: Any = "-24h",
-    end: Any = "now",
     against: Any = "reference",
     method: Any = "auto",
     mode: str = "sketch",
-    segment: Any = None,
     thresholds: dict[str, float] | None = None,
     correction: str | None = "bh",
     drift_share: float = 0.0,
     columns: list[str] | None = None,
-    step: Any = None,
     fallback: bool = True,
     multivariate: bool | list[str] = False,
     sample_size: int = 5000,
@@ -210,8 +205,9 @@ def compute_drift(
     """See ``Model.drift``."""
     if mode not in MODES:
         raise ConfigError(f"mode must be 'sketch' or 'exact', got {mode!r}")
-    seg = parse_segment(spec, segment)
-    lo, hi = windows(start, end, None)[0]
+    spec, version, versions, step = scope.spec, scope.version, scope.versions, scope.step
+    seg = scope.segment_key
+    lo, hi = scope.span
     cols = model_columns(spec)
     if columns is not None:
         names = {c.name for c in cols}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from ..store.profiles import blob_key
 from ..store.registry import Registry, raw_table
 from .parts import CORE, FEATURES, LABELED, approx_nbytes, decode_part, merge_all, part_rows
 from .profiling import group_parts, labeled_minute_parts, segment_slices
+
+if TYPE_CHECKING:
+    from .scope import Scope
 
 TASK_METRICS: dict[str, dict[str, Callable[[Any], float]]] = {
     "binary": BINARY_METRICS,
@@ -130,7 +133,14 @@ def parse_segment(spec: ModelSpec, segment: Any) -> str:
             f"model {spec.name!r}: {column!r} is not a segment column; segments: "
             f"{', '.join(spec.segments) or 'none'}"
         )
-    return f"{column}={value}"
+    text = f"{column}={value}"
+    try:
+        text.encode("utf-8")  # no stored segment value can hold a lone surrogate
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"model {spec.name!r}: segment value {value!r} is not valid Unicode"
+        ) from None
+    return text
 
 
 class WindowQuery:
@@ -430,16 +440,11 @@ def _runs(buckets: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
 def compute_metrics(
     store: Store,
     registry: Registry,
-    spec: ModelSpec,
+    scope: Scope,
     names: Sequence[str] | str | None,
-    *,
-    start: Any,
-    end: Any,
-    step: Any = None,
-    segment: Any = None,
-    versions: list[str],
 ) -> pd.DataFrame:
     """The ``model.metrics`` frame: window_start, window_end, n, n_labeled, <metrics>."""
+    spec, versions = scope.spec, scope.versions
     if isinstance(names, str):
         names = [names]
     names = list(names) if names is not None else metric_names(spec)
@@ -451,8 +456,8 @@ def compute_metrics(
                 f"model {spec.name!r} ({spec.task}): unknown metric {name!r}; built-in: "
                 f"{', '.join(metric_names(spec))}; custom: {', '.join(sorted(custom)) or 'none'}"
             )
-    seg = parse_segment(spec, segment)
-    bounds = windows(start, end, step)
+    seg = scope.segment_key
+    bounds = scope.bounds
     query = WindowQuery(store, registry, spec)
     task_metrics = TASK_METRICS[spec.task]
     decode: set[str] = set()
@@ -541,21 +546,12 @@ def _custom(
     return float(fn(y_true, y_pred))
 
 
-def compute_summary(
-    store: Store,
-    registry: Registry,
-    spec: ModelSpec,
-    *,
-    start: Any,
-    end: Any,
-    step: Any = None,
-    segment: Any = None,
-    versions: list[str],
-) -> pd.DataFrame:
+def compute_summary(store: Store, registry: Registry, scope: Scope) -> pd.DataFrame:
     """One row per (window, feature column): count, missing, type_errors (values of the wrong
     type, stored as null), mean, std, min, p50, max, distinct, top."""
-    seg = parse_segment(spec, segment)
-    bounds = windows(start, end, step)
+    spec, versions = scope.spec, scope.versions
+    seg = scope.segment_key
+    bounds = scope.bounds
     query = WindowQuery(store, registry, spec)
     merged = query.merged(bounds, [FEATURES], versions=versions, segment=seg)
     cores = query.merged(bounds, [CORE], versions=versions, segment=seg)

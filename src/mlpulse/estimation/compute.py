@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._time import from_micros
-from ..engine.query import parse_segment, windows
+from ..engine.scope import Scope
 from ..errors import ConfigError, UnknownMetricError
 from ..schema import ModelSpec
 from ..store.database import Store
@@ -58,15 +58,9 @@ def calibrator(store: Store, registry: Registry, spec: ModelSpec, version: str) 
 def compute_estimate(
     store: Store,
     registry: Registry,
-    spec: ModelSpec,
+    scope: Scope,
     names: Sequence[str] | str | None,
     *,
-    version: str,
-    versions: list[str],
-    start: Any,
-    end: Any,
-    step: Any = None,
-    segment: Any = None,
     mode: str = "sketch",
     band: bool = False,
 ) -> pd.DataFrame:
@@ -75,6 +69,7 @@ def compute_estimate(
     from ..drift.samples import NumericSample
     from ..drift.sources import Column, window_rows, window_states
 
+    spec, version, versions = scope.spec, scope.version, scope.versions
     if spec.task != "binary":
         raise ConfigError(
             f"model {spec.name!r}: estimation supports binary models, not {spec.task}"
@@ -90,8 +85,8 @@ def compute_estimate(
     if mode not in ("sketch", "exact"):
         raise ConfigError(f"mode must be 'sketch' or 'exact', got {mode!r}")
     est = calibrator(store, registry, spec, version)
-    seg = parse_segment(spec, segment)
-    bounds = windows(start, end, step)
+    seg = scope.segment_key
+    bounds = scope.bounds
     states = window_states(store, registry, spec, bounds, versions, seg)
     pred = Column(spec.prediction, "numeric", "prediction")
     rows = []

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .._time import from_micros
-from ..engine.query import compute_metrics, windows
+from ..engine.query import windows
 from ..store.registry import raw_table
 from . import training
 
@@ -57,6 +57,24 @@ class Check:
     value: float
     detail: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: a NaN ``value`` (a skipped check) is ``null``."""
+        from ..drift.report import float_to_json
+
+        return {
+            "monitor": str(self.monitor),
+            "status": str(self.status),
+            "value": float_to_json(self.value),
+            "detail": str(self.detail),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        from ..drift.report import float_from_json
+
+        return cls(data["monitor"], data["status"], float_from_json(data.get("value")),
+                   data.get("detail", ""))
+
 
 class MonitorReport:
     """What ``model.checks`` returns; ``to_pandas()``: monitor, status, value, detail."""
@@ -76,6 +94,25 @@ class MonitorReport:
         return pd.DataFrame(
             [asdict(c) for c in self.checks], columns=["monitor", "status", "value", "detail"]
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"checks": [...], "ok": ..., "failed": [...]}``, JSON-safe; :meth:`from_dict`
+        rebuilds the report exactly (``ok`` and ``failed`` follow from the checks).
+
+        >>> report = MonitorReport([Check("staleness", "skipped", math.nan, "no info")])
+        >>> data = report.to_dict()
+        >>> data["checks"][0]["value"] is None, MonitorReport.from_dict(data).ok
+        (True, True)
+        """
+        return {
+            "checks": [c.to_dict() for c in self.checks],
+            "ok": self.ok,
+            "failed": self.failed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MonitorReport:
+        return cls([Check.from_dict(c) for c in data.get("checks", [])])
 
     def __getitem__(self, name: str) -> Check:
         for c in self.checks:
@@ -114,7 +151,7 @@ def check_dependencies(model: Any) -> Check:
     prev = previous_version(model)
     if prev is None:
         return Check("dependencies", "skipped", math.nan, "no previous version to compare with")
-    rows = model._pulse.store.fetch_all(
+    rows = model.service.store.fetch_all(
         "SELECT version, environment FROM versions WHERE model_id = ? AND list_contains(?, version)",
         [model.spec.model_id, [prev, model.version]],
     )
@@ -153,7 +190,7 @@ def check_skew(model: Any, tolerance: float) -> Check:
 
 
 def check_staleness(model: Any, now_us: int) -> Check:
-    trained, max_age = training.training_info(model._pulse.store, model.spec, model.version)
+    trained, max_age = training.training_info(model.service.store, model.spec, model.version)
     if trained is None or max_age is None:
         return Check("staleness", "skipped", math.nan, "set trained_at and max_age first")
     age = (now_us - trained) / 1e6
@@ -165,7 +202,7 @@ def check_stability(model: Any, start: Any, end: Any) -> Check:
     from ..drift.sources import window_states
 
     lo, hi = windows(start, end, None)[0]
-    store, registry, spec = model._pulse.store, model._pulse.engine.registry, model.spec
+    store, registry, spec = model.service.store, model.service.registry, model.spec
     states = window_states(store, registry, spec, [(lo, hi)], [model.version], "")[0]
     bad = []
     total_bad = 0
@@ -187,7 +224,7 @@ def check_stability(model: Any, start: Any, end: Any) -> Check:
 
 def _activity(model: Any, version: str, lo: int, hi: int) -> tuple[int, int, int]:
     """(rows, first, last) of a version in the window, else over its whole history."""
-    store, spec = model._pulse.store, model.spec
+    store, spec = model.service.store, model.spec
     sql = (
         f"SELECT count(*), min(epoch_us(__ts)), max(epoch_us(__ts)) FROM {raw_table(spec)} "
         "WHERE __version = ?"
@@ -217,7 +254,7 @@ def check_computational(model: Any, start: Any, end: Any, regression: float) -> 
             end=from_micros(last + 1 if n else hi),
             version=v,
         )
-        mem = training.memory_mb(model._pulse.store, model.spec, v, lo, hi)
+        mem = training.memory_mb(model.service.store, model.spec, v, lo, hi)
         figures[v] = {
             "latency_p95": float(frame["latency_p95"].iloc[0]),
             "throughput": n / span if span and span > 0 else math.nan,
@@ -241,7 +278,7 @@ def _reference_metric(model: Any, name: str, segment: str | None) -> float | Non
     from ..engine.validate import to_float
     from ..metrics import builtin  # noqa: F401
 
-    store, registry, spec = model._pulse.store, model._pulse.engine.registry, model.spec
+    store, registry, spec = model.service.store, model.service.registry, model.spec
     ref = reference_version(store, spec, model.version)
     if ref is None:
         return None
@@ -269,7 +306,7 @@ def check_quality(model: Any, start: Any, end: Any, against: Any, drop: float) -
     name = QUALITY_METRIC[spec.task]
     sign = -1.0 if name in LOWER_IS_BETTER else 1.0
     segments: list[str | None] = [None]
-    registry = model._pulse.engine.registry
+    registry = model.service.registry
     for column in spec.segments:
         segments += [f"{column}={v}" for v in sorted(registry.segment_values(spec, column))]
     prev = previous_version(model) if against != "reference" else None
@@ -353,4 +390,4 @@ def run_checks(
     return MonitorReport(out)
 
 
-__all__ = ["MONITORS", "Check", "MonitorReport", "compute_metrics", "run_checks"]
+__all__ = ["MONITORS", "Check", "MonitorReport", "run_checks"]

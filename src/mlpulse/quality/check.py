@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._time import from_micros
-from ..engine.query import parse_segment, windows
+from ..engine.scope import Scope
 from ..errors import ConfigError
 from ..profiles import build_categorical, build_numeric
 from ..schema import NUMERIC, ModelSpec
@@ -113,14 +113,8 @@ def constraints_for(
 def compute_quality(
     store: Store,
     registry: Registry,
-    spec: ModelSpec,
+    scope: Scope,
     *,
-    version: str,
-    versions: list[str],
-    start: Any,
-    end: Any,
-    step: Any = None,
-    segment: Any = None,
     mode: str = "sketch",
     constraints: Any = None,
     stored: list[Constraint] | None = None,
@@ -137,8 +131,9 @@ def compute_quality(
 
     if mode not in ("sketch", "exact"):
         raise ConfigError(f"mode must be 'sketch' or 'exact', got {mode!r}")
-    seg = parse_segment(spec, segment)
-    bounds = windows(start, end, step)
+    spec, version, versions, step = scope.spec, scope.version, scope.versions, scope.step
+    seg = scope.segment_key
+    bounds = scope.bounds
     ref_version = reference_version(store, spec, version)
     reference = (
         reference_states(store, registry, spec, ref_version) if ref_version is not None else None

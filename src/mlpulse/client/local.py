@@ -1,0 +1,68 @@
+"""The in-process transport: the :class:`~mlpulse.engine.service.Service` over a store this
+process owns, plus the background batcher that turns ``log()`` calls into batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from ..engine.service import Service
+from .batcher import Batcher
+
+
+class LocalTransport(Service):
+    """A :class:`Service` with a queue for ``log()`` rows (stored by a background thread)."""
+
+    def __init__(self, path: str = ":memory:", *, max_features: int | None = None) -> None:
+        from ..store.database import Store
+
+        store = Store.open(path)
+        try:
+            super().__init__(store, max_features=max_features)
+        except BaseException:
+            store.release()
+            raise
+        self._batcher = Batcher(self._deliver, self._failed)
+        self._closed = False
+
+    def queue(self, kind: str, name: str, version: str, row: dict[str, Any]) -> None:
+        self._batcher.put((kind, name, version), row)
+
+    def _deliver(self, key: tuple[Any, ...], table: pa.Table) -> None:
+        kind, name, version = key
+        self.log_queued(kind, name, version, table)
+
+    def _failed(self, key: tuple[Any, ...], rows: Any, exc: BaseException) -> None:
+        kind, name, version = key
+        self.quarantine_queued(kind, name, version, rows, exc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything queued so far is stored; False if ``timeout`` ran out."""
+        return self._batcher.flush(timeout)
+
+    @property
+    def dropped(self) -> int:
+        """Rows dropped because the background queue was full."""
+        return self._batcher.dropped
+
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet stored."""
+        return self._batcher.pending
+
+    @property
+    def rejected(self) -> int:
+        """Always 0 in process: a batch that cannot be stored is quarantined row by row."""
+        return 0
+
+    def close(self, timeout: float | None = None) -> None:
+        """Store what is queued, then release the store; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._batcher.close(timeout=30.0 if timeout is None else timeout)
+        super().close()
+
+
+__all__ = ["LocalTransport"]

@@ -1,0 +1,616 @@
+"""The application service: every operation a user or the server can ask of a store.
+
+``Service`` is the one place where a request becomes work: registration is resolved here
+(once), batches are validated and stored through the :class:`~mlpulse.engine.ingest.Engine`,
+and queries get a :class:`~mlpulse.engine.scope.Scope` and run the analyses. The embedded
+client calls it in-process; the server's routes parse a request, call it and serialise the
+answer; the HTTP client rebuilds the same results. Methods take the model's name (and the
+handle's version) so that both sides call them with the same arguments.
+
+>>> import pandas as pd
+>>> service = Service.open(":memory:")
+>>> spec, version = service.register("churn", task="binary", prediction="score")
+>>> rows = pd.DataFrame({"id": ["a", "b"], "score": [0.2, 0.9], "age": [31, 47],
+...                      "timestamp": ["2026-01-01T00:00:00Z", "2026-01-01T00:30:00Z"]})
+>>> service.log_batch("churn", version, rows).stored
+2
+>>> service.metrics("churn", version, ["count"], start="2026-01-01", end="2026-01-02")["count"].item()
+2.0
+>>> service.close()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .._time import to_micros
+from ..errors import ConfigError, SchemaError, UnknownModelError
+from ..schema import (
+    ModelSpec,
+    check_column_name,
+    check_distinct,
+    check_feature_count,
+    infer_features,
+    shown,
+    to_arrow,
+)
+from ..store import constraints as constraint_store
+from ..store.database import Store
+from ..store.reference import reference_columns, store_reference
+from .ingest import Engine, IngestReport
+from .profiling import reference_features
+from .query import compute_metrics, compute_summary
+from .scope import Scope
+
+log = logging.getLogger("mlpulse")
+
+#: Internal column names of rows queued by ``Model.log`` / ``log_feedback``.
+LOG_ID, LOG_TS, LOG_PREDICTION, LOG_LABEL = "__log_id", "__log_ts", "__log_prediction", "__log_label"
+
+
+class Service:
+    """Every operation on one store (see the module docstring)."""
+
+    def __init__(self, store: Store, *, max_features: int | None = None) -> None:
+        if max_features is not None and (
+            not isinstance(max_features, int) or isinstance(max_features, bool) or max_features < 1
+        ):
+            raise ConfigError(f"max_features must be a positive integer, got {max_features!r}")
+        self.store = store
+        self.engine = Engine(store)
+        self.registry = self.engine.registry
+        # feature columns per model (default $MLPULSE_MAX_FEATURES or 1,000)
+        self.registry.max_features = max_features
+
+    @classmethod
+    def open(cls, path: str = ":memory:", *, max_features: int | None = None) -> Service:
+        """A service over the store at ``path`` (shared within the process)."""
+        store = Store.open(path)
+        try:
+            return cls(store, max_features=max_features)
+        except BaseException:
+            store.release()
+            raise
+
+    @property
+    def path(self) -> str:
+        return self.store.path
+
+    def close(self) -> None:
+        """Release the store (closed when its last user releases it)."""
+        self.store.release()
+
+    def reopen(self) -> None:
+        """Close the store and open its file again, in place (the server does this after a
+        fatal error invalidated the database). Raises if the file cannot be opened; the
+        service then still holds the closed store and may try again."""
+        old = self.store
+        try:
+            old.close()  # idempotent; it is broken already, so closing is best effort
+        except Exception as exc:
+            log.debug("closing the invalidated store: %s", exc)
+        store = Store.open(old.path)
+        try:
+            engine = Engine(store)
+            engine.registry.max_features = self.registry.max_features
+        except BaseException:
+            store.release()
+            raise
+        self.store, self.engine, self.registry = store, engine, engine.registry
+
+    # -- registry -----------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        task: str | None = None,
+        reference: Any = None,
+        prediction: str | None = None,
+        label: str | None = None,
+        features: Sequence[str] | dict[str, str] | None = None,
+        threshold: float | None = None,
+        classes: Sequence[Any] | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> tuple[ModelSpec, str]:
+        """Register a model version (first call) or return the registered one, as
+        ``(spec, version)``; ``version=None`` is the latest version (``"v1"`` for a new model).
+
+        ``features`` is a list of column names, or a mapping column -> kind (``numeric`` |
+        ``categorical``) as inferred from a reference elsewhere. A call that contradicts the
+        stored model raises ``ModelConflictError``; a name-only call for an unknown model
+        raises ``UnknownModelError``.
+        """
+        registry = self.registry
+        try:
+            stored: ModelSpec | None = registry.get(name)
+        except UnknownModelError:
+            stored = None
+        if stored is None and task is None:
+            raise UnknownModelError(
+                f"unknown model {name!r}: pass task='binary'|'multiclass'|'regression' to register it"
+            )
+        ref_table = (
+            to_arrow(reference, what=f"model {name!r}: reference") if reference is not None else None
+        )
+        prediction = prediction or (stored.prediction if stored else "prediction")
+        label = label or (stored.label if stored else "label")
+        if ref_table is not None:
+            self._check_reference(name, ref_table, stored, prediction, label)
+        kinds = self._feature_kinds(name, stored, ref_table, features, prediction, label)
+        spec = ModelSpec(
+            name=name,
+            task=task or (stored.task if stored else "binary"),
+            prediction=prediction,
+            label=label,
+            threshold=float(threshold)
+            if threshold is not None
+            else (stored.threshold if stored else 0.5),
+            classes=tuple(str(c) for c in classes)
+            if classes is not None
+            else (stored.classes if stored else None),
+            segments=tuple(segments) if segments is not None else (stored.segments if stored else ()),
+            features=kinds,
+        )
+        spec = registry.register(spec)
+        if version is None:
+            versions = registry.versions(spec)
+            version = versions[-1] if versions else "v1"
+        version = str(version)
+        registry.ensure_version(spec, version)
+        if ref_table is not None:
+            spec = self._store_reference(spec, version, ref_table)
+        return spec, version
+
+    @staticmethod
+    def _feature_kinds(
+        name: str,
+        stored: ModelSpec | None,
+        ref_table: pa.Table | None,
+        features: Sequence[str] | dict[str, str] | None,
+        prediction: str,
+        label: str,
+    ) -> dict[str, str]:
+        """Column -> kind of the features this registration names."""
+        if isinstance(features, str):
+            raise ConfigError(f"model {name!r}: features must be a list of column names")
+        if isinstance(features, dict):
+            return {str(k): str(v) for k, v in features.items()}
+        inferred = infer_features(ref_table, {prediction, label}) if ref_table is not None else {}
+        if features is None:
+            return inferred
+        if ref_table is not None:
+            missing = [c for c in features if c not in ref_table.column_names]
+            if missing:
+                raise SchemaError(
+                    f"model {name!r}: features {missing} are not columns of the reference"
+                )
+            return {k: v for k, v in inferred.items() if k in features}
+        return {c: (stored.features.get(c, "numeric") if stored else "numeric") for c in features}
+
+    def put_reference(
+        self, name: str, version: str, table: Any, features: Sequence[str] | None = None
+    ) -> ModelSpec:
+        """Upload (replace) a registered version's reference; new columns become features
+        (only ``features`` if given)."""
+        spec, _ = self.register(name, version, reference=table, features=features or None)
+        return spec
+
+    def _check_reference(
+        self, name: str, table: pa.Table, stored: ModelSpec | None, prediction: str, label: str
+    ) -> None:
+        """Reference columns become columns of the reference table (and features): check
+        their names before anything is stored (raises SchemaError naming the column)."""
+        columns = table.column_names
+        for column in columns:
+            check_column_name(name, column, "reference column")
+            if column.startswith("__"):
+                raise SchemaError(
+                    f"model {name!r}: reference column {shown(column)}: names starting with "
+                    "'__' are reserved for mlpulse's own columns"
+                )
+        known = [prediction, label]
+        if stored is not None:
+            known += [*stored.segments, *stored.features]
+            known += reference_columns(self.store, stored)
+        check_distinct(name, columns, known, what="reference column")
+        others = [c for c in columns if c not in (prediction, label)]
+        check_feature_count(name, len(others), self.registry.feature_limit())
+
+    def _store_reference(self, spec: ModelSpec, version: str, table: pa.Table) -> ModelSpec:
+        spec = self.registry.get(spec.name)
+        store_reference(self.store, spec, version, table, reference_features(table, spec))
+        return spec
+
+    def spec(self, name: str) -> ModelSpec:
+        """The model's current specification (its feature schema grows with new columns)."""
+        return self.registry.get(name)
+
+    def models(self) -> list[str]:
+        """Names of the registered models."""
+        return self.registry.names()
+
+    def versions(self, name: str) -> list[str]:
+        """The model's versions, oldest first."""
+        return self.registry.versions(self.registry.get(name))
+
+    def query_versions(self, spec: ModelSpec, version: str, versions: str | None) -> list[str]:
+        """The versions a query reads: ``None`` -> the handle's ``version``; ``"*"`` or
+        ``"all"`` -> every version; else that one version (which must exist)."""
+        if versions is None:
+            return [version]
+        if versions in ("*", "all"):
+            return self.registry.versions(spec)
+        self.registry.require_version(spec, versions)
+        return [versions]
+
+    def scope(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> Scope:
+        """What a query over this model reads (see :class:`Scope`)."""
+        spec = self.registry.get(name)
+        return Scope(
+            spec,
+            version,
+            self.query_versions(spec, version, versions),
+            start=start,
+            end=end,
+            step=step,
+            segment=segment,
+        )
+
+    # -- ingest -------------------------------------------------------------------------
+
+    def log_batch(
+        self,
+        name: str,
+        version: str,
+        table: Any,
+        *,
+        id: str = "id",
+        timestamp: str | None = None,
+        batch_id: str | None = None,
+        batch_hash: str | None = None,
+    ) -> IngestReport:
+        """Store many predictions of a version now (see ``Model.log_batch``); ``batch_id``
+        makes a retried batch idempotent (``batch_hash`` guards its content)."""
+        spec = self.registry.get(name)
+        self.registry.require_version(spec, version)
+        arrow = to_arrow(table, what=f"model {name!r}: log_batch table")
+        if timestamp is None and "timestamp" in arrow.column_names:
+            timestamp = "timestamp"
+        return self.engine.ingest_predictions(
+            spec,
+            version,
+            arrow,
+            id_col=id,
+            ts_col=timestamp,
+            batch_id=batch_id,
+            batch_hash=batch_hash,
+        )
+
+    def log_feedback_batch(
+        self,
+        name: str,
+        table: Any,
+        *,
+        id: str = "id",
+        label: str | None = None,
+        timestamp: str | None = None,
+        batch_id: str | None = None,
+        batch_hash: str | None = None,
+    ) -> IngestReport:
+        """Store many labels now; each replaces any earlier label for its id."""
+        spec = self.registry.get(name)
+        return self.engine.ingest_feedback(
+            spec,
+            table,
+            id_col=id,
+            label_col=label or spec.label,
+            ts_col=timestamp,
+            batch_id=batch_id,
+            batch_hash=batch_hash,
+        )
+
+    def log_queued(self, kind: str, name: str, version: str, table: pa.Table) -> IngestReport:
+        """Store a batch of rows queued by ``Model.log`` / ``log_feedback`` (internal column
+        names :data:`LOG_ID`, :data:`LOG_TS`, :data:`LOG_PREDICTION`, :data:`LOG_LABEL`)."""
+        spec = self.registry.get(name)
+        if kind == "prediction":
+            table = as_prediction(table, LOG_PREDICTION, spec.prediction)
+            return self.engine.ingest_predictions(spec, version, table, id_col=LOG_ID, ts_col=LOG_TS)
+        return self.engine.ingest_feedback(
+            spec, table, id_col=LOG_ID, label_col=LOG_LABEL, ts_col=LOG_TS
+        )
+
+    def quarantine_queued(
+        self, kind: str, name: str, version: str, rows: Any, exc: BaseException
+    ) -> None:
+        """Queued rows that could not be ingested at all: quarantine every one with the
+        reason, so nothing logged is lost."""
+        from .validate import Quarantine, payloads
+
+        table = rows if isinstance(rows, pa.Table) else None
+        n = table.num_rows if table is not None else len(rows)
+        log.error("mlpulse: model %r: %d %s rows could not be stored: %s", name, n, kind, exc)
+        ids: list[str | None]
+        if table is None:
+            import json
+
+            lines = [json.dumps(r, default=str) for r in rows]
+            ids = [str(r.get(LOG_ID)) for r in rows]
+        else:
+            lines = payloads(table, np.arange(n))
+            ids = (
+                [None if v is None else str(v) for v in table.column(LOG_ID).to_pylist()]
+                if LOG_ID in table.column_names
+                else [None] * n
+            )
+        spec = self.registry.get(name)
+        q = Quarantine(np.arange(n), ids, [f"model {name!r}: {exc}"] * n, lines)
+        with self.store.write() as conn:
+            self.engine._quarantine(conn, spec, version if kind == "prediction" else None, kind, q)
+
+    # -- queries ------------------------------------------------------------------------
+
+    def metrics(
+        self,
+        name: str,
+        version: str,
+        metrics: Sequence[str] | str | None = None,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        """``Model.metrics``: one row per window."""
+        scope = self.scope(
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+        )
+        return compute_metrics(self.store, self.registry, scope, metrics)
+
+    def summary(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        """``Model.summary``: per window and feature column."""
+        scope = self.scope(
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+        )
+        return compute_summary(self.store, self.registry, scope)
+
+    def quarantined(
+        self, name: str, version: str | None = None, *, start: Any = None, end: Any = None
+    ) -> pd.DataFrame:
+        """Quarantined rows received in ``[start, end)``: the version's rows and feedback
+        rows (every row with ``version=None``)."""
+        spec = self.registry.get(name)
+        lo = to_micros(start) if start is not None else None
+        hi = to_micros(end) if end is not None else None
+        frame = self.engine.quarantined(spec, lo, hi)
+        if version is None:
+            return frame
+        keep = frame["version"].isna() | (frame["version"] == version)
+        return frame[keep].reset_index(drop=True)
+
+    def drift(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = "reference",
+        method: Any = "auto",
+        mode: str = "sketch",
+        segment: Any = None,
+        thresholds: dict[str, float] | None = None,
+        correction: str | None = "bh",
+        drift_share: float = 0.0,
+        columns: Sequence[str] | None = None,
+        step: Any = None,
+        fallback: bool = True,
+        multivariate: bool | Sequence[str] = False,
+        sample_size: int = 5000,
+        versions: str | None = None,
+    ):
+        """``Model.drift``: a :class:`~mlpulse.drift.DriftReport`."""
+        from ..drift.compute import compute_drift
+
+        scope = self.scope(
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+        )
+        return compute_drift(
+            self.store,
+            self.registry,
+            scope,
+            against=against,
+            method=method,
+            mode=mode,
+            thresholds=thresholds,
+            correction=correction,
+            drift_share=drift_share,
+            columns=list(columns) if columns is not None else None,
+            fallback=fallback,
+            multivariate=multivariate if isinstance(multivariate, bool) else list(multivariate),
+            sample_size=sample_size,
+        )
+
+    def quality(
+        self,
+        name: str,
+        version: str,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        constraints: Any = None,
+        infer: bool = True,
+        mode: str = "sketch",
+        versions: str | None = None,
+    ):
+        """``Model.quality``: a :class:`~mlpulse.quality.check.QualityReport`."""
+        from ..quality.check import QualityReport, compute_quality
+
+        scope = self.scope(
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+        )
+        return QualityReport(
+            compute_quality(
+                self.store,
+                self.registry,
+                scope,
+                mode=mode,
+                constraints=constraints,
+                stored=self.constraints(name),
+                infer_rules=infer,
+            )
+        )
+
+    def estimate(
+        self,
+        name: str,
+        version: str,
+        metrics: Sequence[str] | str | None = None,
+        *,
+        start: Any = "-24h",
+        end: Any = "now",
+        step: Any = None,
+        segment: Any = None,
+        band: bool = False,
+        mode: str = "sketch",
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        """``Model.estimate``: label-free estimates, the metrics frame's shape."""
+        from ..estimation.compute import compute_estimate
+
+        scope = self.scope(
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+        )
+        return compute_estimate(self.store, self.registry, scope, metrics, mode=mode, band=band)
+
+    def checks(self, name: str, version: str, *, start: Any = "-24h", end: Any = "now", **options: Any):
+        """``Model.checks``: the ML Test Score monitors, a
+        :class:`~mlpulse.monitors.MonitorReport`."""
+        from ..monitors.checks import run_checks
+
+        self.registry.require_version(self.registry.get(name), version)
+        return run_checks(ModelView(self, name, version), start, end, **options)
+
+    # -- constraints and training records ------------------------------------------------
+
+    def set_constraints(self, name: str, constraints: Any, replace: bool = False) -> None:
+        """Store user constraints (YAML path or text, dicts or ``Constraint`` objects)."""
+        from ..quality.constraints import parse_constraints
+
+        parsed = parse_constraints(constraints)
+        spec = self.registry.get(name)
+        constraint_store.save_constraints(self.store, spec.model_id, parsed, replace=replace)
+
+    def constraints(self, name: str) -> list:
+        """The user constraints stored for the model."""
+        from ..quality.constraints import Constraint
+
+        spec = self.registry.get(name)
+        return [
+            Constraint(c, r, p) for c, r, p in constraint_store.load_constraints(self.store, spec.model_id)
+        ]
+
+    def log_training_features(self, name: str, table: Any, id: str = "id") -> int:
+        """Store training features keyed by ``id``; returns the rows stored."""
+        from ..monitors.training import log_training_features
+
+        return log_training_features(self.store, self.registry.get(name), table, id)
+
+    def skew(self, name: str, version: str, tolerance: float = 1e-9) -> pd.DataFrame:
+        """Training/serving skew per feature: column, ids, mismatches, rate."""
+        from ..monitors.training import skew
+
+        return skew(self.store, self.registry.get(name), [version], tolerance=tolerance)
+
+    def set_training_info(
+        self, name: str, version: str, trained_at: Any = None, max_age: Any = None
+    ) -> None:
+        """Record when a version was trained and how old it may get."""
+        from ..monitors.training import set_training_info
+
+        spec = self.registry.get(name)
+        self.registry.require_version(spec, version)
+        set_training_info(self.store, spec, version, trained_at, max_age)
+
+    def log_resource_usage(
+        self, name: str, version: str, memory_mb: float, timestamp: Any = None
+    ) -> None:
+        """Record a memory sample (MB) of the serving process for a version."""
+        from ..monitors.training import log_resource_usage
+
+        spec = self.registry.get(name)
+        self.registry.require_version(spec, version)
+        log_resource_usage(self.store, spec, version, memory_mb, timestamp)
+
+
+def as_prediction(table: pa.Table, column: str, prediction: str) -> pa.Table:
+    """``table`` with ``column`` renamed to the model's ``prediction`` column (a feature of
+    that name would be ambiguous: the explicit prediction wins)."""
+    if column not in table.column_names or column == prediction:
+        return table
+    if prediction in table.column_names:
+        table = table.drop_columns([prediction])
+    return table.rename_columns([prediction if c == column else c for c in table.column_names])
+
+
+class ModelView:
+    """One model version seen through a :class:`Service`: what the monitors read."""
+
+    def __init__(self, service: Service, name: str, version: str) -> None:
+        self.service = service
+        self.name = name
+        self.version = version
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.service.spec(self.name)
+
+    def versions(self) -> list[str]:
+        return self.service.versions(self.name)
+
+    def metrics(self, metrics: Any = None, start: Any = "-24h", end: Any = "now", step: Any = None,
+                segment: Any = None, version: str | None = None) -> pd.DataFrame:
+        return self.service.metrics(
+            self.name, self.version, metrics, start=start, end=end, step=step, segment=segment,
+            versions=version,
+        )
+
+    def quality(self, start: Any = "-24h", end: Any = "now", **options: Any):
+        return self.service.quality(self.name, self.version, start=start, end=end, **options)
+
+    def skew(self, tolerance: float = 1e-9) -> pd.DataFrame:
+        return self.service.skew(self.name, self.version, tolerance)
+
+
+__all__ = ["LOG_ID", "LOG_LABEL", "LOG_PREDICTION", "LOG_TS", "ModelView", "Service", "as_prediction"]
