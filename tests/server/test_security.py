@@ -319,18 +319,19 @@ class TestInvalidatedStore:
     failed and the successful reopen are DuckDB's own."""
 
     def test_503_liveness_and_reopen(self, tmp_path):
-        from mlpulse.client.embedded import Pulse
+        from mlpulse.engine.service import Service
         from mlpulse.server import ServerConfig, create_app
 
         db = tmp_path / "inv.duckdb"
-        app = create_app(ServerConfig(db=str(db)), pulse=Pulse(str(db)))
+        service = Service.open(str(db))
+        app = create_app(ServerConfig(db=str(db)), service)
         health = app.state.health
         with in_thread(app) as api:
             api.post("/api/v1/models", json={"name": "m", "version": "v1", "task": "binary"})
             r = api.post("/api/v1/models/m/versions/v1/predictions", json=ROWS)
             assert r.status_code == 200 and r.json()["stored"] == 2
 
-            store = app.state.pulse.store
+            store = app.state.service.store
             soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
             more = {"rows": [{"id": "c", "prediction": 0.5, "x": 3.0}]}
             health.retry_interval = 3600.0  # no reopen yet: "the disk is still full"
@@ -353,12 +354,15 @@ class TestInvalidatedStore:
 
             health.retry_interval = 0.0  # "space was freed"
             assert api.get("/healthz").status_code == 200
-            assert app.state.pulse.store is not store
+            # reopened in place: the same service, a new store
+            assert app.state.service is service and service.store is not store
             r = api.post("/api/v1/models/m/versions/v1/predictions", json=more)
             assert r.status_code == 200 and r.json()["stored"] == 1
             counts = api.get("/api/v1/models/m/versions/v1/metrics",
                              params={"metrics": "count", "start": "-1h", "end": "+1h"})
             assert counts.json()["rows"][0]["count"] == 3  # the acknowledged 2, and 1 more
+        service.close()  # its owner closes it (the app did not open it)
+        assert service.store._closed
 
 
 # -- idempotency keys, deep JSON, 404s, names -----------------------------------------

@@ -7,12 +7,22 @@ Examples
 [0.03, 0.12, 0.09]
 >>> adjust([0.01, 0.04, 0.03], "bh").round(2).tolist()
 [0.03, 0.04, 0.04]
+
+A report travels as JSON (the HTTP API): ``to_dict`` is JSON-safe, with NaN as ``null`` and
+infinities as ``"Infinity"`` / ``"-Infinity"``, and ``from_dict`` rebuilds it exactly:
+
+>>> import json
+>>> col = ColumnDrift("age", "numeric", "ks", 0.25, math.nan, 0.05, False)
+>>> d = json.loads(json.dumps(DriftReport([col]).to_dict(), allow_nan=False))
+>>> d["columns"][0]["p_value"] is None, DriftReport.from_dict(d).columns[0].p_value
+(True, nan)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -41,6 +51,109 @@ class ColumnDrift:
     n_current: int = 0
     mode: str = "sketch"  # sketch | exact | exact-fallback
     note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-safe (see :func:`float_to_json`)."""
+        return {
+            "column": str(self.column),
+            "kind": str(self.kind),
+            "method": str(self.method),
+            "statistic": float_to_json(self.statistic),
+            "p_value": float_to_json(self.p_value),
+            "threshold": float_to_json(self.threshold),
+            "drifted": bool(self.drifted),
+            "is_test": bool(self.is_test),
+            "p_adjusted": float_to_json(self.p_adjusted),
+            "n_reference": int(self.n_reference),
+            "n_current": int(self.n_current),
+            "mode": str(self.mode),
+            "note": str(self.note),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnDrift:
+        """The column :meth:`to_dict` described (NaN back from ``null``)."""
+        return cls(
+            column=data["column"],
+            kind=data["kind"],
+            method=data["method"],
+            statistic=float_from_json(data.get("statistic")),
+            p_value=float_from_json(data.get("p_value")),
+            threshold=float_from_json(data.get("threshold")),
+            drifted=bool(data["drifted"]),
+            is_test=bool(data.get("is_test", True)),
+            p_adjusted=float_from_json(data.get("p_adjusted")),
+            n_reference=int(data.get("n_reference", 0)),
+            n_current=int(data.get("n_current", 0)),
+            mode=data.get("mode", "sketch"),
+            note=data.get("note", ""),
+        )
+
+
+_INFINITY = {"Infinity": math.inf, "+Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+
+def float_to_json(value: Any) -> float | str | None:
+    """A float for JSON: NaN (and None) -> ``None``, infinities -> ``"Infinity"`` /
+    ``"-Infinity"`` (as protobuf's JSON mapping writes them), others unchanged (``repr``
+    round-trips, so the value comes back bit for bit)."""
+    if value is None:
+        return None
+    x = float(value)
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return x
+
+
+def float_from_json(value: Any) -> float:
+    """The inverse of :func:`float_to_json`: ``None`` -> NaN."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        if value in _INFINITY:
+            return _INFINITY[value]
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def to_json(value: Any) -> Any:
+    """A nested value (dicts, lists, numbers, times) as JSON-safe Python: numpy scalars as
+    Python numbers, floats through :func:`float_to_json`, datetimes as ISO 8601."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float_to_json(value)
+    if isinstance(value, datetime | date):  # pandas.Timestamp is a datetime
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [to_json(v) for v in value]
+    return str(value)
+
+
+def _numbers_from_json(value: Any) -> Any:
+    """Undo :func:`to_json` on a structure whose ``null``s were NaN floats."""
+    if value is None or (isinstance(value, str) and value in _INFINITY):
+        return float_from_json(value)
+    if isinstance(value, dict):
+        return {k: _numbers_from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_from_json(v) for v in value]
+    return value
+
+
+def _time_from_json(value: Any) -> Any:
+    if value is None:
+        return None
+    t = datetime.fromisoformat(value)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def adjust(p_values: Any, correction: str | None) -> np.ndarray:
@@ -104,6 +217,40 @@ class DriftReport:
         for c in ("statistic", "p_value", "threshold"):
             frame[c] = frame[c].astype("float64")
         return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-safe data; :meth:`from_dict` rebuilds it exactly.
+
+        ``columns`` (each :meth:`ColumnDrift.to_dict`), ``correction``, ``drift_share``,
+        ``window`` (two ISO 8601 times), ``against`` (times in it as ISO 8601), ``mode``,
+        ``multivariate``; ``dataset_drift`` and ``drifted_columns`` are there for readers
+        of the JSON and ignored by :meth:`from_dict` (they follow from the rest)."""
+        return {
+            "columns": [c.to_dict() for c in self.columns],
+            "correction": self.correction,
+            "drift_share": float_to_json(self.drift_share),
+            "window": [to_json(t) for t in self.window],
+            "against": to_json(self.against),
+            "mode": self.mode,
+            "multivariate": to_json(self.multivariate),
+            "dataset_drift": self.dataset_drift,
+            "drifted_columns": self.drifted_columns,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftReport:
+        """The report :meth:`to_dict` described: floats as they were (``null`` -> NaN), the
+        window as timezone-aware UTC datetimes."""
+        window = data.get("window") or (None, None)
+        return cls(
+            [ColumnDrift.from_dict(c) for c in data.get("columns", [])],
+            correction=data.get("correction"),
+            drift_share=float_from_json(data.get("drift_share", 0.0)),
+            window=(_time_from_json(window[0]), _time_from_json(window[1])),
+            against=data.get("against", "reference"),
+            mode=data.get("mode", "sketch"),
+            multivariate=_numbers_from_json(data.get("multivariate") or {}),
+        )
 
     def __repr__(self) -> str:
         return (

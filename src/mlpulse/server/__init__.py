@@ -1,7 +1,8 @@
 """The mlpulse server: a FastAPI app over the embedded store, run by ``mlpulse serve``.
 
 Modules: ``config`` (settings), ``keys`` (API keys), ``bodies`` (request parsing and
-limits), ``errors`` (JSON errors), ``routes`` (``/api/v1``), ``app`` (the ASGI app),
+limits), ``errors`` (JSON errors), ``routes`` (``/api/v1``, a module per area), ``app``
+(the ASGI app over a :class:`~mlpulse.engine.service.Service`), ``health`` (store health),
 ``logs`` (JSON logs), ``run`` (uvicorn).
 """
 

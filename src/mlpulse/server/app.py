@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..client.embedded import Pulse
+from ..engine.service import Service
 from . import errors
 from .bodies import Limits
 from .config import ServerConfig
@@ -83,18 +83,25 @@ class AccessLog:
             )
 
 
-def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None) -> FastAPI:
-    """The mlpulse HTTP API over the store at ``config.db`` (or an open ``pulse``).
+def create_app(config: ServerConfig | None = None, service: Service | None = None) -> FastAPI:
+    """The mlpulse HTTP API over ``service`` (a :class:`~mlpulse.engine.service.Service`),
+    or over the store at ``config.db``.
 
-    The store is opened at startup (unless given) and closed, checkpointed, at shutdown.
+    Without a ``service``, the app opens one at startup and closes it (checkpointing the
+    database) at shutdown; a given one stays open: its owner closes it.
     """
     config = config or ServerConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if getattr(app.state, "pulse", None) is None:
-            app.state.pulse = Pulse(config.db)
-            app.state.keys = KeyStore(app.state.pulse.store)
+        opened = getattr(app.state, "service", None) is None
+        if opened:
+            app.state.service = Service.open(config.db)
+            try:
+                app.state.keys = KeyStore(app.state.service.store)
+            except BaseException:
+                app.state.service.close()
+                raise
         app.state.ready = True
         log.info(
             "mlpulse server ready",
@@ -104,10 +111,14 @@ def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None
             yield
         finally:
             app.state.ready = False
-            # every ingest request was committed before it was answered: closing
-            # checkpoints the database so the WAL is folded into the file
-            await run_in_threadpool(app.state.pulse.close)
-            log.info("mlpulse server stopped; database closed", extra={"db": config.db})
+            if opened:
+                # every ingest request was committed before it was answered: closing
+                # checkpoints the database so the WAL is folded into the file
+                await run_in_threadpool(app.state.service.close)
+                app.state.service = None
+                log.info("mlpulse server stopped; database closed", extra={"db": config.db})
+            else:
+                log.info("mlpulse server stopped", extra={"db": config.db})
 
     app = FastAPI(
         title="mlpulse",
@@ -128,9 +139,9 @@ def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None
         max_features=config.max_features,
         max_string_length=config.max_string_length,
     )
-    app.state.pulse = pulse
-    if pulse is not None:
-        app.state.keys = KeyStore(pulse.store)
+    app.state.service = service
+    if service is not None:
+        app.state.keys = KeyStore(service.store)
     app.state.health = health = StoreHealth(app, config)
     errors.install(app)
     app.include_router(router)
@@ -146,7 +157,9 @@ def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None
         error (a full disk) invalidated the database and reopening it failed."""
         if not health.alive():
             return health.unavailable()
-        return JSONResponse({"status": "ok", "version": __version__})
+        return JSONResponse(
+            {"status": "ok", "version": __version__, "schema_version": health.schema_version()}
+        )
 
     @app.get(
         "/readyz",
@@ -156,13 +169,13 @@ def create_app(config: ServerConfig | None = None, *, pulse: Pulse | None = None
     )
     def readyz(request: Request) -> Any:
         """The store is open and answers queries (no authentication)."""
-        pulse = getattr(request.app.state, "pulse", None)
-        if not request.app.state.ready or pulse is None:
+        service = getattr(request.app.state, "service", None)
+        if not request.app.state.ready or service is None:
             return errors.error_response(503, "starting or stopping", "not_ready")
         if health.failure is not None:
             return health.unavailable()
         try:
-            schema = pulse.store.schema_version()
+            schema = service.store.schema_version()
         except Exception as exc:  # the store is unusable: say so, do not crash
             health.mark(exc)
             log.warning("readiness check failed: %s", exc)

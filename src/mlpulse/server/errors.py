@@ -153,7 +153,7 @@ def _unknown_model_detail(request: Request, exc: mlerrors.UnknownModelError) -> 
     if not isinstance(name, str):
         return "unknown model or version (a key with read scope can list them)"
     try:
-        exists = name in request.app.state.pulse.engine.registry.names()
+        exists = name in request.app.state.service.models()
     except Exception:
         exists = False
     if exists and isinstance(version, str):

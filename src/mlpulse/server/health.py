@@ -27,7 +27,6 @@ import duckdb
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..client.embedded import Pulse
 from .config import ServerConfig
 from .keys import KeyStore
 
@@ -120,14 +119,25 @@ class StoreHealth:
     def alive(self) -> bool:
         """True when the store answers a trivial query (for ``/healthz``)."""
         if self.failure is None:
-            pulse = getattr(self.app.state, "pulse", None)
-            if pulse is None:
+            service = getattr(self.app.state, "service", None)
+            if service is None:
                 return True  # starting: the process itself is alive
             try:
-                pulse.store.fetch_one("SELECT 1")
+                service.store.fetch_one("SELECT 1")
             except duckdb.Error as exc:
                 self.mark(exc)
         return self.failure is None or self.recover()
+
+    def schema_version(self) -> int | None:
+        """The database's schema version (None while starting or unusable)."""
+        service = getattr(self.app.state, "service", None)
+        if service is None or self.failure is not None:
+            return None
+        try:
+            return service.store.schema_version()
+        except duckdb.Error as exc:
+            self.mark(exc)
+            return None
 
     def recover(self) -> bool:
         """Close and reopen an invalidated store (at most once per ``retry_interval``,
@@ -141,15 +151,12 @@ class StoreHealth:
             if now - self._last_attempt < self.retry_interval or self.config.db == ":memory:":
                 return False
             self._last_attempt = now
-            old = getattr(self.app.state, "pulse", None)
-            if old is not None:
-                try:
-                    old.close()
-                    old.store.close()  # idempotent; a shared store must go too
-                except Exception as exc:  # it is broken already: closing is best effort
-                    log.debug("closing the invalidated store: %s", exc)
+            service = getattr(self.app.state, "service", None)
+            if service is None:
+                return False
             try:
-                pulse = Pulse(self.config.db)
+                # in place: the service's owner (the app, or whoever passed it) closes it
+                service.reopen()
             except Exception as exc:
                 log.warning(
                     "reopening the database failed (is there free space?): %s",
@@ -158,12 +165,11 @@ class StoreHealth:
                 )
                 return False
             try:
-                keys = KeyStore(pulse.store)
+                keys = KeyStore(service.store)
             except Exception as exc:
-                pulse.close()
                 log.warning("reopening the database failed: %s", exc)
                 return False
-            self.app.state.pulse, self.app.state.keys = pulse, keys
+            self.app.state.keys = keys
             log.warning(
                 "the database was reopened and is usable again",
                 extra={"db": self.config.db, "after": self.failure},

@@ -3,9 +3,9 @@ OpenAPI document; large payloads are parsed without them, see ``bodies``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..engine.ingest import IngestReport
 from ..schema import ModelSpec
@@ -109,12 +109,14 @@ Cell = str | float | int | bool | None
 
 
 class FrameResult(BaseModel):
-    """A table: ``columns`` in order and one object per row (NaN as null, times ISO 8601)."""
+    """A table: ``columns`` in order and one object per row (NaN as null, times ISO 8601);
+    ``attrs``: the frame's metadata, when it has any (the estimate's ``band``)."""
 
     model: str
     versions: list[str]
     columns: list[str]
     rows: list[dict[str, Cell]]
+    attrs: dict[str, Any] | None = None
 
 
 class QuarantineRow(BaseModel):
@@ -153,6 +155,159 @@ class KeyList(BaseModel):
     keys: list[KeyInfo]
 
 
+# -- analyses, constraints and training records ---------------------------------------
+
+Time = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Duration = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+VersionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: a float in a report: a number, null for NaN, "Infinity" or "-Infinity"
+ReportFloat = float | Literal["Infinity", "-Infinity"] | None
+
+
+class RequestBody(BaseModel):
+    """A JSON request body: unknown fields are an error (a typo is not silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Window(RequestBody):
+    """An explicit baseline window: ``{"start": ..., "end": ...}``."""
+
+    start: Time
+    end: Time
+
+
+Segment = Text | dict[ColumnName, Text] | None
+
+
+class DriftRequest(RequestBody):
+    """``model.drift``'s arguments; every field optional, with the same defaults."""
+
+    start: Time = "-24h"
+    end: Time = "now"
+    #: "reference", a version name, or a window
+    against: VersionName | Window = "reference"
+    #: "auto", a method name, or column -> method name
+    method: Text | dict[ColumnName, Text] = Field(default="auto", max_length=2000)
+    mode: Literal["sketch", "exact"] = "sketch"
+    segment: Segment = None
+    thresholds: dict[Text, Finite] | None = Field(default=None, max_length=2000)
+    correction: Literal["bh", "bonferroni"] | None = "bh"
+    drift_share: Finite = 0.0
+    columns: list[ColumnName] | None = Field(default=None, max_length=2000)
+    step: Duration | None = None
+    fallback: bool = True
+    #: True for every feature, or the feature columns to use
+    multivariate: bool | Annotated[list[ColumnName], Field(max_length=2000)] = False
+    sample_size: int = Field(default=5000, ge=1, le=100_000)
+    versions: VersionName | None = None
+
+
+class ColumnDriftResult(BaseModel):
+    column: str
+    kind: str
+    method: str
+    statistic: ReportFloat
+    p_value: ReportFloat
+    threshold: ReportFloat
+    drifted: bool
+    is_test: bool
+    p_adjusted: ReportFloat
+    n_reference: int
+    n_current: int
+    mode: str
+    note: str
+
+
+class DriftResult(BaseModel):
+    """``DriftReport.to_dict()``: ``DriftReport.from_dict`` rebuilds the report."""
+
+    columns: list[ColumnDriftResult]
+    correction: str | None
+    drift_share: ReportFloat
+    window: list[str | None]
+    against: str | dict[str, Any]
+    mode: str
+    multivariate: dict[str, Any]
+    dataset_drift: bool
+    drifted_columns: list[str]
+
+
+class QualityRequest(RequestBody):
+    """``model.quality``'s arguments; ``constraints`` as ``Constraint.to_dict()`` gives."""
+
+    start: Time = "-24h"
+    end: Time = "now"
+    step: Duration | None = None
+    segment: Segment = None
+    constraints: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
+    infer: bool = True
+    mode: Literal["sketch", "exact"] = "sketch"
+    versions: VersionName | None = None
+
+
+class ChecksRequest(RequestBody):
+    """``model.checks``'s arguments (the ML Test Score monitors)."""
+
+    start: Time = "-24h"
+    end: Time = "now"
+    against: VersionName | Window = "reference"
+    monitors: list[Text] | None = Field(default=None, max_length=64)
+    skew_tolerance: Finite = 0.0
+    regression: Finite = 0.2
+    quality_drop: Finite = 0.05
+    now: Time | None = None
+
+
+class CheckResult(BaseModel):
+    monitor: str
+    status: str
+    value: ReportFloat
+    detail: str
+
+
+class MonitorResult(BaseModel):
+    """``MonitorReport.to_dict()``: ``MonitorReport.from_dict`` rebuilds the report."""
+
+    checks: list[CheckResult]
+    ok: bool
+    failed: list[str]
+
+
+class ConstraintsRequest(RequestBody):
+    """Constraints to store (each as ``Constraint.to_dict()`` gives: ``column``, ``rule``
+    and the rule's parameters); ``replace`` drops the stored ones first."""
+
+    constraints: list[dict[str, Any]] = Field(max_length=10_000)
+    replace: bool = False
+
+
+class ConstraintList(BaseModel):
+    constraints: list[dict[str, Any]]
+
+
+class StoredResult(BaseModel):
+    stored: int
+
+
+class TrainingInfoRequest(RequestBody):
+    """When the version was trained, and how old it may get (``max_age``: '30d', or
+    seconds)."""
+
+    trained_at: Time | None = None
+    max_age: Duration | Annotated[float, Field(allow_inf_nan=False, ge=0)] | None = None
+
+
+class ResourceUsageRequest(RequestBody):
+    """A memory sample (MB) of the serving process; ``timestamp`` defaults to now."""
+
+    memory_mb: Annotated[float, Field(allow_inf_nan=False, ge=0)]
+    timestamp: Time | None = None
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -160,6 +315,13 @@ class Health(BaseModel):
 
 
 __all__ = [
+    "CheckResult",
+    "ChecksRequest",
+    "ColumnDriftResult",
+    "ConstraintList",
+    "ConstraintsRequest",
+    "DriftRequest",
+    "DriftResult",
     "FrameResult",
     "Health",
     "IngestResult",
@@ -170,6 +332,12 @@ __all__ = [
     "ModelInfo",
     "ModelList",
     "QuarantineResult",
+    "MonitorResult",
+    "QualityRequest",
     "QuarantineRow",
     "RegisterRequest",
+    "ResourceUsageRequest",
+    "StoredResult",
+    "TrainingInfoRequest",
+    "Window",
 ]
