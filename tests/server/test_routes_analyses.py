@@ -16,6 +16,7 @@ import sys
 import textwrap
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -452,6 +453,26 @@ class TestOpenApi:
                 assert "requestBody" in operation, path
 
 
+    def test_every_route_documented(self, served) -> None:
+        """Each /api/v1 operation of /openapi.json has its row in docs/http-api.md's table."""
+        page = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
+        rows = {
+            (cells[1].strip(), cells[2].strip().strip("`"))
+            for line in page.read_text().splitlines()
+            if line.startswith("|") and len(cells := line.split("|")) > 3
+        }
+        api, _, _ = served
+        paths = api.get("/openapi.json").json()["paths"]
+        operations = [
+            (method.upper(), path)
+            for path, item in paths.items()
+            if path.startswith("/api/v1")
+            for method in item
+        ]
+        missing = [op for op in operations if op not in rows]
+        assert len(operations) >= 22 and not missing, missing
+
+
 class TestLifecycle:
     """The app closes the service it opened, and only that one."""
 
@@ -461,6 +482,13 @@ class TestLifecycle:
             assert api.get("/readyz").status_code == 200
         assert service.models() == []  # still usable
         service.close()
+
+    def test_handed_over_service_is_closed(self, tmp_path) -> None:
+        service = Service.open(str(tmp_path / "given.duckdb"))
+        app = create_app(ServerConfig(db=service.path), service, close_service=True)
+        with TestClient(app) as api:
+            assert api.get("/readyz").status_code == 200
+        assert service.store._closed
 
     def test_opened_service_is_closed(self, tmp_path) -> None:
         app = create_app(ServerConfig(db=str(tmp_path / "own.duckdb")))

@@ -83,18 +83,26 @@ class AccessLog:
             )
 
 
-def create_app(config: ServerConfig | None = None, service: Service | None = None) -> FastAPI:
+def create_app(
+    config: ServerConfig | None = None,
+    service: Service | None = None,
+    *,
+    close_service: bool | None = None,
+) -> FastAPI:
     """The mlpulse HTTP API over ``service`` (a :class:`~mlpulse.engine.service.Service`),
     or over the store at ``config.db``.
 
     Without a ``service``, the app opens one at startup and closes it (checkpointing the
-    database) at shutdown; a given one stays open: its owner closes it.
+    database) at shutdown; a given one stays open for its owner to close, unless
+    ``close_service=True`` hands it to the app (``mlpulse serve`` does: uvicorn ends the
+    process by re-raising SIGTERM right after the app's shutdown).
     """
     config = config or ServerConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = getattr(app.state, "service", None) is None
+        close = opened if close_service is None else close_service
         if opened:
             app.state.service = Service.open(config.db)
             try:
@@ -111,7 +119,7 @@ def create_app(config: ServerConfig | None = None, service: Service | None = Non
             yield
         finally:
             app.state.ready = False
-            if opened:
+            if close:
                 # every ingest request was committed before it was answered: closing
                 # checkpoints the database so the WAL is folded into the file
                 await run_in_threadpool(app.state.service.close)

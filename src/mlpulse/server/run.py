@@ -42,35 +42,34 @@ def serve(config: ServerConfig) -> None:
     try:
         keys = KeyStore(service.store)
         check_bind(config, keys)
-        if not keys.enabled:
-            log.warning("no API key exists: the API is open to anyone who can reach it")
-        app = create_app(config, service)
-        connections = fit_fd_limit(config.limit_concurrency)
-        uvicorn.run(
-            app,
-            host=config.host,
-            port=config.port,
-            log_config=None,
-            access_log=False,
-            ssl_certfile=config.ssl_certfile,
-            ssl_keyfile=config.ssl_keyfile,
-            forwarded_allow_ips=config.forwarded_allow_ips,
-            proxy_headers=True,
-            timeout_graceful_shutdown=int(config.graceful_timeout),
-            server_header=False,
-            # long query strings (many metrics or features) get a JSON 4xx from the app,
-            # not a plain-text 400 from the HTTP parser
-            h11_max_incomplete_event_size=1024 * 1024,
-            # idle and slow clients must not hold connections (file descriptors) for ever
-            http=guarded_h11(config.header_timeout, connections),
-            limit_concurrency=connections,
-            timeout_keep_alive=config.timeout_keep_alive,  # type: ignore[arg-type]
-        )
-    finally:
-        # every ingest request was committed before it was answered: closing checkpoints
-        # the database so the WAL is folded into the file
+        # the app closes (and checkpoints) the database at shutdown
+        app = create_app(config, service, close_service=True)
+    except BaseException:
         service.close()
-    log.info("mlpulse server stopped; database closed", extra={"db": config.db})
+        raise
+    if not keys.enabled:
+        log.warning("no API key exists: the API is open to anyone who can reach it")
+    connections = fit_fd_limit(config.limit_concurrency)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
+        forwarded_allow_ips=config.forwarded_allow_ips,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(config.graceful_timeout),
+        server_header=False,
+        # long query strings (many metrics or features) get a JSON 4xx from the app,
+        # not a plain-text 400 from the HTTP parser
+        h11_max_incomplete_event_size=1024 * 1024,
+        # idle and slow clients must not hold connections (file descriptors) for ever
+        http=guarded_h11(config.header_timeout, connections),
+        limit_concurrency=connections,
+        timeout_keep_alive=config.timeout_keep_alive,  # type: ignore[arg-type]
+    )
 
 
 __all__ = ["check_bind", "serve"]

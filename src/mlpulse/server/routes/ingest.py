@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...engine.ingest import IngestReport
+from ...engine.service import LOG_ID
 from ..bodies import (
     ARROW_FILE,
     ARROW_STREAM,
@@ -122,6 +123,11 @@ async def ingest_predictions(
         request.state.rows = table.num_rows
         if table.num_rows == 0:
             return IngestReport(0, 0, 0)
+        digest = batch_hash("prediction", version, request, body)
+        if id == LOG_ID:  # rows of Model.log(): the Service keeps every one
+            return svc.log_queued(
+                "prediction", name, version, table, batch_id=idempotency_key, batch_hash=digest
+            )
         if prediction and prediction != spec.prediction:
             table = _rename(table, prediction, spec.prediction)
         return svc.log_batch(
@@ -131,7 +137,7 @@ async def ingest_predictions(
             id=id,
             timestamp=timestamp,
             batch_id=idempotency_key,
-            batch_hash=batch_hash("prediction", version, request, body),
+            batch_hash=digest,
         )
 
     return _report(await run_in_threadpool(work), idempotency_key)
@@ -170,6 +176,11 @@ async def ingest_feedback(
         request.state.rows = table.num_rows
         if table.num_rows == 0:
             return IngestReport(0, 0, 0)
+        if id == LOG_ID:  # rows of Model.log_feedback(): the Service keeps every one
+            return svc.log_queued(
+                "feedback", name, "", table, batch_id=idempotency_key,
+                batch_hash=batch_hash("feedback", None, request, body),
+            )
         return svc.log_feedback_batch(
             name,
             table,
