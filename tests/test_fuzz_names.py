@@ -1,4 +1,4 @@
-"""Fuzz every path where a user-supplied name meets SQL (issue 8), embedded.
+"""Fuzz every path where a user-supplied name meets SQL (issue 8), embedded and over HTTP.
 
 Hostile names (quotes, ``;``, ``--``, NUL and other control characters, lone surrogates,
 case collisions, ``/``, ``..``, ``<script>``, Unicode, very long names) are driven through
@@ -8,7 +8,9 @@ estimate queries. For each call: either it works and the name round-trips as dat
 :mod:`mlpulse.errors` exception is raised; never a raw DuckDB or builtin exception. Every
 SQL text the store runs is one statement, and a sentinel table and the API keys survive.
 
-The HTTP half (the same names against a real server) extends this module later.
+Over HTTP the same harness drives the real ASGI app in process (Starlette's test transport,
+which re-raises any server exception), through the remote client: a refusal must be a 4xx
+that the client raises as an mlpulse error; a 5xx or a raw exception on either side fails.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlpulse
-from mlpulse.errors import MlpulseError
+from mlpulse.engine.service import Service
+from mlpulse.errors import MlpulseError, RemoteError
+from mlpulse.server import ServerConfig, create_app
 
 #: Names an attacker or a careless user would try.
 HOSTILE = [
@@ -112,11 +116,13 @@ class StatementSpy:
 
 
 class Harness:
-    """One embedded store with a sentinel, spied statements, and a record of failures."""
+    """One store with a sentinel, spied statements, and a record of failures; ``pulse``
+    reaches it in process or over HTTP (``store`` is the store either way)."""
 
-    def __init__(self) -> None:
-        self.pulse = mlpulse.connect(":memory:")
-        store = self.pulse.store
+    def __init__(self, pulse: Any = None, store: Any = None) -> None:
+        self.pulse = pulse if pulse is not None else mlpulse.connect(":memory:")
+        self.store = store if store is not None else self.pulse.store
+        store = self.store
         store._conn.execute("CREATE TABLE sentinel (v INTEGER)")
         store._conn.execute("INSERT INTO sentinel VALUES (42)")
         self.keys = store.fetch_one("SELECT count(*) FROM api_keys")[0]
@@ -131,7 +137,7 @@ class Harness:
         self.segmented: list[tuple[Any, dict[str, str]]] = []  # models with a hostile segment
 
     def tables(self) -> set[str]:
-        rows = self.pulse.store._conn.execute(
+        rows = self.store._conn.execute(
             "SELECT table_name FROM information_schema.tables"
         ).fetchall()
         return {r[0] for r in rows}
@@ -145,6 +151,10 @@ class Harness:
         recorded as a failure."""
         try:
             return fn()
+        except RemoteError as exc:
+            if exc.status is not None and exc.status >= 500:  # the server failed
+                self.raw.append(f"{what}: HTTP {exc.status}: {exc}")
+            return None
         except MlpulseError:
             return None
         except Exception as exc:  # the defect this fuzz exists to find
@@ -155,7 +165,7 @@ class Harness:
         """Nothing but the intended statements ran."""
         assert not self.raw, "raw exceptions:\n" + "\n".join(self.raw[:5])
         assert not self.multi, f"multi-statement SQL: {self.multi[:3]}"
-        store = self.pulse.store
+        store = self.store
         assert store.fetch_one("SELECT v FROM sentinel") == (42,)
         assert store.fetch_one("SELECT count(*) FROM api_keys") == (self.keys,)
         extra = self.tables() - self.initial
@@ -322,11 +332,26 @@ class Harness:
         self.check()
 
 
-@pytest.fixture
-def harness():
-    h = Harness()
-    yield h
-    h.pulse.close()
+@pytest.fixture(params=["embedded", "http"])
+def harness(request, tmp_path):
+    if request.param == "embedded":
+        h = Harness()
+        yield h
+        h.pulse.close()
+        return
+    from starlette.testclient import TestClient
+
+    service = Service.open(":memory:")
+    app = create_app(ServerConfig(db=":memory:"), service)
+    with TestClient(app) as client:
+        pulse = mlpulse.connect(
+            "http://testserver", transport=client._transport, spool_dir=tmp_path,
+            compression=None, retry_for=1.0, max_attempts=1,
+        )
+        h = Harness(pulse, service.store)
+        yield h
+        pulse.close()
+    service.close()
 
 
 def test_hostile_names_everywhere(harness):

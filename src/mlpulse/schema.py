@@ -228,6 +228,12 @@ class ModelSpec:
         roles += [("segment column", c) for c in self.segments]
         for what, column in roles:
             check_column_name(self.name, column, what, ConfigError)
+        for column in self.segments:
+            if "=" in column:  # a segment is named "column=value" in queries and URLs
+                raise ConfigError(
+                    f"model {self.name!r}: segment column {shown(column)}: segment columns "
+                    "may not contain '=' (segments are written 'column=value')"
+                )
         for what, column in roles[:2]:
             if column.startswith("__"):
                 raise ConfigError(

@@ -31,7 +31,7 @@ from .._time import from_micros, parse_duration, to_micros
 from ..engine.ingest import IngestReport
 from ..engine.service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from ..errors import ConfigError, SchemaError, UnknownModelError
-from ..schema import ModelSpec, infer_features, to_arrow
+from ..schema import ModelSpec, check_model_name, check_version_name, infer_features, to_arrow
 from .batcher import Batcher
 from .http import AuthenticationError, HttpSession, ServerUnavailableError, clean_api_key
 from .sender import POLICIES, Sender
@@ -189,6 +189,10 @@ class HttpTransport:
         If the server is unreachable and ``task`` is given, the registration is queued
         ahead of the model's rows and a handle is returned at once."""
         self._check_open()
+        # the names go into URL paths: the embedded rules, checked before any request
+        check_model_name(name)
+        if version is not None:
+            check_version_name(name, version)
         ref_table = (
             to_arrow(reference, what=f"model {name!r}: reference")
             if reference is not None
@@ -506,7 +510,7 @@ class HttpTransport:
                 ) from None
             if info is not None:
                 versions = info["versions"]
-                wanted = body.get("version") or (versions[-1] if versions else None)
+                wanted = body["version"] if "version" in body else (versions[-1] if versions else None)
                 if wanted is not None and wanted in versions:
                     return info | {"version": wanted}
         return self._request("POST", "/api/v1/models", json=body).json()
@@ -521,7 +525,14 @@ class HttpTransport:
     # -- delivery -----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._http.request(method, path, retry_for=self.retry_for, **kwargs)
+        try:
+            return self._http.request(method, path, retry_for=self.retry_for, **kwargs)
+        except UnicodeEncodeError as exc:  # a lone surrogate in a name or value: no URL or
+            # JSON can carry it, and no stored name holds one
+            raise ConfigError(
+                f"{exc.object[max(0, exc.start - 20) : exc.end + 20]!r} is not valid Unicode "
+                f"({exc.reason}): it cannot be sent to the server"
+            ) from None
 
     def _get_json(self, path: str, **params: Any) -> Any:
         return self._request("GET", path, params=params).json()
@@ -649,7 +660,7 @@ class HttpTransport:
 
 
 def _model_path(name: str) -> str:
-    return f"/api/v1/models/{urlquote(name, safe='')}"
+    return f"/api/v1/models/{urlquote(check_model_name(name), safe='')}"
 
 
 def _version_path(name: str, version: str) -> str:

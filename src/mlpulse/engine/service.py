@@ -327,16 +327,37 @@ class Service:
             batch_hash=batch_hash,
         )
 
-    def log_queued(self, kind: str, name: str, version: str, table: pa.Table) -> IngestReport:
+    def log_queued(
+        self,
+        kind: str,
+        name: str,
+        version: str,
+        table: pa.Table,
+        *,
+        batch_id: str | None = None,
+        batch_hash: str | None = None,
+    ) -> IngestReport:
         """Store a batch of rows queued by ``Model.log`` / ``log_feedback`` (internal column
-        names :data:`LOG_ID`, :data:`LOG_TS`, :data:`LOG_PREDICTION`, :data:`LOG_LABEL`)."""
+        names :data:`LOG_ID`, :data:`LOG_TS`, :data:`LOG_PREDICTION`, :data:`LOG_LABEL`).
+
+        Nobody waits for this batch's answer, so a batch that does not fit as a whole (two
+        columns differing only in case, say) is quarantined row by row with the reason
+        instead of being refused: every logged row is stored or quarantined."""
         spec = self.registry.get(name)
-        if kind == "prediction":
-            table = as_prediction(table, LOG_PREDICTION, spec.prediction)
-            return self.engine.ingest_predictions(spec, version, table, id_col=LOG_ID, ts_col=LOG_TS)
-        return self.engine.ingest_feedback(
-            spec, table, id_col=LOG_ID, label_col=LOG_LABEL, ts_col=LOG_TS
-        )
+        try:
+            if kind == "prediction":
+                table = as_prediction(table, LOG_PREDICTION, spec.prediction)
+                return self.engine.ingest_predictions(
+                    spec, version, table, id_col=LOG_ID, ts_col=LOG_TS,
+                    batch_id=batch_id, batch_hash=batch_hash,
+                )
+            return self.engine.ingest_feedback(
+                spec, table, id_col=LOG_ID, label_col=LOG_LABEL, ts_col=LOG_TS,
+                batch_id=batch_id, batch_hash=batch_hash,
+            )
+        except (SchemaError, ConfigError) as exc:
+            self.quarantine_queued(kind, name, version, table, exc)
+            return IngestReport(table.num_rows, 0, table.num_rows)
 
     def quarantine_queued(
         self, kind: str, name: str, version: str, rows: Any, exc: BaseException
