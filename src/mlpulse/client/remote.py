@@ -420,11 +420,12 @@ class HttpTransport:
     ):
         from ..drift.report import DriftReport
 
-        if isinstance(against, dict):
-            against = {k: _iso(v) for k, v in against.items()}
-        body = _window(start, end, step, segment, versions) | {"against": against} | options
+        sent = {k: _iso(v) for k, v in against.items()} if isinstance(against, dict) else against
+        body = _window(start, end, step, segment, versions) | {"against": sent} | options
         answer = self._request("POST", f"{_version_path(name, version)}/drift", json=body)
-        return DriftReport.from_dict(answer.json())
+        report = DriftReport.from_dict(answer.json())
+        report.against = against  # as the caller gave it, as in process
+        return report
 
     def quality(
         self,

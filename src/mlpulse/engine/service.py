@@ -22,6 +22,7 @@ handle's version) so that both sides call them with the same arguments.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -590,6 +591,10 @@ class Service:
         """Record a memory sample (MB) of the serving process for a version."""
         from ..monitors.training import log_resource_usage
 
+        if isinstance(memory_mb, bool) or not isinstance(memory_mb, int | float):
+            raise ConfigError(f"model {name!r}: memory_mb must be a number, not {memory_mb!r}")
+        if not (math.isfinite(memory_mb) and memory_mb >= 0):
+            raise ConfigError(f"model {name!r}: memory_mb must be finite and >= 0, got {memory_mb}")
         spec = self.registry.get(name)
         self.registry.require_version(spec, version)
         log_resource_usage(self.store, spec, version, memory_mb, timestamp)
