@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlpulse
-from mlpulse.engine.service import Service
 from mlpulse.errors import MlpulseError, RemoteError
 from mlpulse.server import ServerConfig, create_app
+from mlpulse.service import Service
 
 #: Names an attacker or a careless user would try.
 HOSTILE = [

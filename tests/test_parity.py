@@ -339,7 +339,7 @@ class TestPulseParity:
 
 def test_signatures_match_service() -> None:
     """Every Model method delegates to a transport method of the Service with that name."""
-    from mlpulse.engine.service import Service
+    from mlpulse.service import Service
 
     for name in set(CALLS) | set(WRITES):
         if name in ("spec", "versions", "log", "log_feedback", "observe"):

@@ -13,7 +13,7 @@ import pytest
 
 from mlpulse._time import from_micros
 from mlpulse.drift.report import ColumnDrift, DriftReport, float_from_json, float_to_json
-from mlpulse.engine.service import Service
+from mlpulse.service import Service
 
 FLOATS = [0.1, -0.0, 5e-324, 1.7976931348623157e308, 1 / 3, math.nan, math.inf, -math.inf]
 

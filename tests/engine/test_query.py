@@ -843,7 +843,7 @@ class TestEdgesFromMinuteProfiles:
     def test_profiles_without_a_time_span_fall_back_to_raw_rows(self):
         import msgpack
 
-        from mlpulse.engine.parts import CoreState
+        from mlpulse.profiles.bucket import CoreState
 
         old = CoreState.from_bytes(
             msgpack.packb(

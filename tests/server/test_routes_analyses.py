@@ -1,6 +1,6 @@
 """The analysis routes over HTTP (issue 9): drift, quality, estimate, checks, constraints,
 training features, skew, training info and resource usage answer what the same
-:class:`~mlpulse.engine.service.Service` method answers in-process, exactly.
+:class:`~mlpulse.service.Service` method answers in-process, exactly.
 
 The real ASGI app runs in-process (Starlette's ``TestClient``, no socket) over a Service
 that the test also calls directly: a breast-cancer classifier (scikit-learn's
@@ -31,10 +31,10 @@ with warnings.catch_warnings():  # starlette's TestClient would rather have http
     from starlette.testclient import TestClient
 
 from mlpulse.drift.report import DriftReport
-from mlpulse.engine.service import Service
 from mlpulse.monitors.checks import MonitorReport
 from mlpulse.monitors.training import memory_mb, training_info
 from mlpulse.server import ServerConfig, create_app
+from mlpulse.service import Service
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 

@@ -319,8 +319,8 @@ class TestInvalidatedStore:
     failed and the successful reopen are DuckDB's own."""
 
     def test_503_liveness_and_reopen(self, tmp_path):
-        from mlpulse.engine.service import Service
         from mlpulse.server import ServerConfig, create_app
+        from mlpulse.service import Service
 
         db = tmp_path / "inv.duckdb"
         service = Service.open(str(db))

@@ -1,4 +1,4 @@
-"""The in-process transport: the :class:`~mlpulse.engine.service.Service` over a store this
+"""The in-process transport: the :class:`~mlpulse.service.Service` over a store this
 process owns, plus the background batcher that turns ``log()`` calls into batches."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine.service import Service
+from ..service import Service
 from .batcher import Batcher
 
 

@@ -17,9 +17,9 @@ import pandas as pd
 
 from .._time import to_micros
 from ..engine.ingest import IngestReport
-from ..engine.service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from ..errors import ConfigError
 from ..schema import ModelSpec
+from ..service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from .transport import Transport
 
 log = logging.getLogger("mlpulse")
@@ -63,8 +63,8 @@ class Pulse:
 
     @property
     def service(self) -> Any:
-        """The in-process :class:`~mlpulse.engine.service.Service` (None over HTTP)."""
-        from ..engine.service import Service
+        """The in-process :class:`~mlpulse.service.Service` (None over HTTP)."""
+        from ..service import Service
 
         return self._transport if isinstance(self._transport, Service) else None
 

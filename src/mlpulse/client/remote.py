@@ -1,4 +1,4 @@
-"""The HTTP transport: the :class:`~mlpulse.engine.service.Service`'s operations over a
+"""The HTTP transport: the :class:`~mlpulse.service.Service`'s operations over a
 server's ``/api/v1`` routes, for the one ``Pulse`` / ``Model`` API.
 
 ``mlpulse.connect("http://host:8765", api_key=...)`` returns a ``Pulse`` over an
@@ -29,9 +29,9 @@ import pyarrow as pa
 
 from .._time import from_micros, parse_duration, to_micros
 from ..engine.ingest import IngestReport
-from ..engine.service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from ..errors import ConfigError, SchemaError, UnknownModelError
 from ..schema import ModelSpec, check_model_name, check_version_name, infer_features, to_arrow
+from ..service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from .batcher import Batcher
 from .http import AuthenticationError, HttpSession, ServerUnavailableError, clean_api_key
 from .sender import POLICIES, Sender

@@ -2,7 +2,7 @@
 
 :class:`~mlpulse.client.pulse.Pulse` and :class:`~mlpulse.client.pulse.Model` are written
 once, over a :class:`Transport`: every query and write goes to the transport's method of
-the same name, with the same arguments as :class:`mlpulse.engine.service.Service` takes.
+the same name, with the same arguments as :class:`mlpulse.service.Service` takes.
 Two transports exist:
 
 * :class:`~mlpulse.client.local.LocalTransport` — the ``Service`` itself, in this process,
@@ -27,7 +27,7 @@ from ..schema import ModelSpec
 
 class Transport(Protocol):
     """What ``Pulse`` and ``Model`` need: the service's operations (same names and arguments
-    as :class:`~mlpulse.engine.service.Service`), a queue for ``log()`` rows, a lifecycle."""
+    as :class:`~mlpulse.service.Service`), a queue for ``log()`` rows, a lifecycle."""
 
     @property
     def path(self) -> str: ...

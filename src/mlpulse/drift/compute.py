@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 
 from .._time import from_micros, to_micros
-from ..engine.parts import CORE
 from ..engine.query import WindowQuery, split, windows
 from ..engine.scope import Scope
 from ..errors import ConfigError
+from ..profiles.bucket import CORE
 from ..schema import ModelSpec
 from ..store.database import Store
 from ..store.registry import Registry, raw_table

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..engine.parts import CORE, FEATURES, LABELED
 from ..engine.query import WindowQuery
 from ..profiles import BinaryState, MulticlassState
+from ..profiles.bucket import CORE, FEATURES, LABELED
 from ..schema import CATEGORICAL, NUMERIC, OTHER_SEGMENT, ModelSpec
 from ..store import profiles as profile_store
 from ..store.database import Store, quote

@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 
 from .._time import DAY, HOUR, MINUTE, RESOLUTIONS, now_micros, parse_duration
 from ..errors import ConfigError, IdempotencyConflictError
+from ..profiles.bucket import LABELED, decode_part, merge_part
 from ..schema import ModelSpec, to_arrow
 from ..store import profiles as profile_store
 from ..store.database import Store, quote, unregister
 from ..store.database import arrow as query_arrow
 from ..store.registry import Registry, feedback_table, pending_table, raw_table
-from .parts import LABELED, decode_part, merge_part
 from .profiling import batch_parts, labeled_minute_parts, rollup
 from .validate import CleanBatch, Quarantine, payloads, validate_feedback, validate_predictions
 

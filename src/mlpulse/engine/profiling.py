@@ -23,8 +23,8 @@ from ..profiles import (
     build_numeric,
     build_regression,
 )
+from ..profiles.bucket import CORE, FEATURES, LABELED, CoreState, copy_part, merge_part
 from ..schema import NUMERIC, OTHER_SEGMENT, ModelSpec
-from .parts import CORE, FEATURES, LABELED, CoreState, copy_part, merge_part
 from .validate import to_float, to_string
 
 #: key of a stored profile part: (version, segment, resolution, bucket, part)

@@ -33,13 +33,21 @@ from .._time import (
 from ..errors import ConfigError, UnknownMetricError
 from ..metrics.builtin import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
 from ..metrics.custom import registered
+from ..profiles.bucket import (
+    CORE,
+    FEATURES,
+    LABELED,
+    approx_nbytes,
+    decode_part,
+    merge_all,
+    part_rows,
+)
 from ..schema import OTHER_SEGMENT, ModelSpec
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
 from ..store.database import arrow as query_arrow
 from ..store.profiles import blob_key
 from ..store.registry import Registry, raw_table
-from .parts import CORE, FEATURES, LABELED, approx_nbytes, decode_part, merge_all, part_rows
 from .profiling import group_parts, labeled_minute_parts, segment_slices
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Modules: ``config`` (settings), ``keys`` (API keys), ``bodies`` (request parsing and
 limits), ``errors`` (JSON errors), ``routes`` (``/api/v1``, a module per area), ``app``
-(the ASGI app over a :class:`~mlpulse.engine.service.Service`), ``health`` (store health),
+(the ASGI app over a :class:`~mlpulse.service.Service`), ``health`` (store health),
 ``logs`` (JSON logs), ``run`` (uvicorn).
 """
 

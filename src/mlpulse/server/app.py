@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..engine.service import Service
+from ..service import Service
 from . import errors
 from .bodies import Limits
 from .config import ServerConfig
@@ -89,7 +89,7 @@ def create_app(
     *,
     close_service: bool | None = None,
 ) -> FastAPI:
-    """The mlpulse HTTP API over ``service`` (a :class:`~mlpulse.engine.service.Service`),
+    """The mlpulse HTTP API over ``service`` (a :class:`~mlpulse.service.Service`),
     or over the store at ``config.db``.
 
     Without a ``service``, the app opens one at startup and closes it (checkpointing the

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from ..engine.service import Service
 from ..errors import ConfigError
+from ..service import Service
 from . import logs
 from .app import create_app
 from .config import ServerConfig

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine.parts import CORE, FEATURES, LABELED, decode_part, encode_part, part_rows
+from ..profiles.bucket import CORE, FEATURES, LABELED, decode_part, encode_part, part_rows
 from .cache import TxnCache
 
 PARTS = (CORE, FEATURES, LABELED)

@@ -4,7 +4,7 @@ usage), ``queries`` (tables: metrics, summary, estimate, skew, quarantine), ``an
 (drift, quality, checks) and ``keys``; ``common`` holds what they share.
 
 Every route parses the request, calls the app's
-:class:`~mlpulse.engine.service.Service` and serialises the answer. Handlers that touch the
+:class:`~mlpulse.service.Service` and serialises the answer. Handlers that touch the
 store run in the thread pool (DuckDB releases the GIL). Scopes: ``ingest`` writes,
 ``read`` queries, ``admin`` both and manages keys.
 """

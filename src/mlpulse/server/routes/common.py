@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ...drift.report import to_json
-from ...engine.service import Service
 from ...errors import UnknownModelError
 from ...schema import ModelSpec
+from ...service import Service
 from ..bodies import ARROW_STREAM
 from ..errors import ApiError, error_responses
 
@@ -60,7 +60,7 @@ def require(scope: str) -> Any:
 
 
 def service(request: Request) -> Service:
-    """The app's :class:`~mlpulse.engine.service.Service`."""
+    """The app's :class:`~mlpulse.service.Service`."""
     found = getattr(request.app.state, "service", None)
     if found is None:
         raise ApiError(503, "the server is starting or stopping", "not_ready")

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...engine.ingest import IngestReport
-from ...engine.service import LOG_ID
+from ...service import LOG_ID
 from ..bodies import (
     ARROW_FILE,
     ARROW_STREAM,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...engine.service import Service
 from ...schema import ModelSpec
+from ...service import Service
 from ..bodies import REFERENCE_TYPES, media_type, parse_table, read_body
 from ..errors import error_responses
 from ..schemas import (

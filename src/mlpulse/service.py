@@ -30,9 +30,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._time import to_micros
-from ..errors import ConfigError, SchemaError, UnknownModelError
-from ..schema import (
+from ._time import to_micros
+from .engine.ingest import Engine, IngestReport
+from .engine.profiling import reference_features
+from .engine.query import compute_metrics, compute_summary
+from .engine.scope import Scope
+from .errors import ConfigError, SchemaError, UnknownModelError
+from .schema import (
     ModelSpec,
     check_column_name,
     check_distinct,
@@ -41,13 +45,9 @@ from ..schema import (
     shown,
     to_arrow,
 )
-from ..store import constraints as constraint_store
-from ..store.database import Store
-from ..store.reference import reference_columns, store_reference
-from .ingest import Engine, IngestReport
-from .profiling import reference_features
-from .query import compute_metrics, compute_summary
-from .scope import Scope
+from .store import constraints as constraint_store
+from .store.database import Store
+from .store.reference import reference_columns, store_reference
 
 log = logging.getLogger("mlpulse")
 
@@ -365,7 +365,7 @@ class Service:
     ) -> None:
         """Queued rows that could not be ingested at all: quarantine every one with the
         reason, so nothing logged is lost."""
-        from .validate import Quarantine, payloads
+        from .engine.validate import Quarantine, payloads
 
         table = rows if isinstance(rows, pa.Table) else None
         n = table.num_rows if table is not None else len(rows)
@@ -461,7 +461,7 @@ class Service:
         versions: str | None = None,
     ):
         """``Model.drift``: a :class:`~mlpulse.drift.DriftReport`."""
-        from ..drift.compute import compute_drift
+        from .drift.compute import compute_drift
 
         scope = self.scope(
             name, version, start=start, end=end, step=step, segment=segment, versions=versions
@@ -497,7 +497,7 @@ class Service:
         versions: str | None = None,
     ):
         """``Model.quality``: a :class:`~mlpulse.quality.check.QualityReport`."""
-        from ..quality.check import QualityReport, compute_quality
+        from .quality.check import QualityReport, compute_quality
 
         scope = self.scope(
             name, version, start=start, end=end, step=step, segment=segment, versions=versions
@@ -529,7 +529,7 @@ class Service:
         versions: str | None = None,
     ) -> pd.DataFrame:
         """``Model.estimate``: label-free estimates, the metrics frame's shape."""
-        from ..estimation.compute import compute_estimate
+        from .estimation.compute import compute_estimate
 
         scope = self.scope(
             name, version, start=start, end=end, step=step, segment=segment, versions=versions
@@ -539,7 +539,7 @@ class Service:
     def checks(self, name: str, version: str, *, start: Any = "-24h", end: Any = "now", **options: Any):
         """``Model.checks``: the ML Test Score monitors, a
         :class:`~mlpulse.monitors.MonitorReport`."""
-        from ..monitors.checks import run_checks
+        from .monitors.checks import run_checks
 
         self.registry.require_version(self.registry.get(name), version)
         return run_checks(ModelView(self, name, version), start, end, **options)
@@ -548,7 +548,7 @@ class Service:
 
     def set_constraints(self, name: str, constraints: Any, replace: bool = False) -> None:
         """Store user constraints (YAML path or text, dicts or ``Constraint`` objects)."""
-        from ..quality.constraints import parse_constraints
+        from .quality.constraints import parse_constraints
 
         parsed = parse_constraints(constraints)
         spec = self.registry.get(name)
@@ -556,7 +556,7 @@ class Service:
 
     def constraints(self, name: str) -> list:
         """The user constraints stored for the model."""
-        from ..quality.constraints import Constraint
+        from .quality.constraints import Constraint
 
         spec = self.registry.get(name)
         return [
@@ -565,13 +565,13 @@ class Service:
 
     def log_training_features(self, name: str, table: Any, id: str = "id") -> int:
         """Store training features keyed by ``id``; returns the rows stored."""
-        from ..monitors.training import log_training_features
+        from .monitors.training import log_training_features
 
         return log_training_features(self.store, self.registry.get(name), table, id)
 
     def skew(self, name: str, version: str, tolerance: float = 1e-9) -> pd.DataFrame:
         """Training/serving skew per feature: column, ids, mismatches, rate."""
-        from ..monitors.training import skew
+        from .monitors.training import skew
 
         return skew(self.store, self.registry.get(name), [version], tolerance=tolerance)
 
@@ -579,7 +579,7 @@ class Service:
         self, name: str, version: str, trained_at: Any = None, max_age: Any = None
     ) -> None:
         """Record when a version was trained and how old it may get."""
-        from ..monitors.training import set_training_info
+        from .monitors.training import set_training_info
 
         spec = self.registry.get(name)
         self.registry.require_version(spec, version)
@@ -589,7 +589,7 @@ class Service:
         self, name: str, version: str, memory_mb: float, timestamp: Any = None
     ) -> None:
         """Record a memory sample (MB) of the serving process for a version."""
-        from ..monitors.training import log_resource_usage
+        from .monitors.training import log_resource_usage
 
         if isinstance(memory_mb, bool) or not isinstance(memory_mb, int | float):
             raise ConfigError(f"model {name!r}: memory_mb must be a number, not {memory_mb!r}")

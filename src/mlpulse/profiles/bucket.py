@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from ..profiles import codec
+from . import codec
 
 CORE, FEATURES, LABELED = "core", "features", "labeled"
 
