@@ -142,7 +142,7 @@ class TestCoverage:
         assert not missing, f"public names not mentioned in docs/*.md: {missing}"
 
     def test_every_builtin_metric_documented(self) -> None:
-        from mlpulse.engine.query import COMMON_METRICS, TASK_METRICS
+        from mlpulse.metrics.catalog import COMMON_METRICS, TASK_METRICS
 
         text = (DOCS / "metrics.md").read_text()
         names = {*COMMON_METRICS, "positive_rate"}

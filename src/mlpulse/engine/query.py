@@ -11,7 +11,7 @@ repeated query (a dashboard refreshing) costs little more than its Python bookke
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,8 @@ from .._time import (
     to_micros,
 )
 from ..errors import ConfigError, UnknownMetricError
-from ..metrics.builtin import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
+from ..metrics import catalog
+from ..metrics.catalog import CORE_METRICS, TASK_METRICS
 from ..metrics.custom import registered
 from ..profiles.bucket import (
     CORE,
@@ -53,23 +54,6 @@ from .profiling import group_parts, labeled_minute_parts, segment_slices
 if TYPE_CHECKING:
     from .scope import Scope
 
-TASK_METRICS: dict[str, dict[str, Callable[[Any], float]]] = {
-    "binary": BINARY_METRICS,
-    "multiclass": MULTICLASS_METRICS,
-    "regression": REGRESSION_METRICS,
-}
-COMMON_METRICS = (
-    "count",
-    "label_coverage",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "prediction_mean",
-)
-#: Built-in metrics computed from the core part's states (not just its row count).
-CORE_METRICS = {"latency_p50", "latency_p95", "latency_p99", "prediction_mean", "positive_rate"}
-#: Built-in metrics that need no labels.
-UNLABELED = {*COMMON_METRICS, "positive_rate"}
 #: Most windows one query may ask for (``step`` over ``[start, end)``).
 MAX_WINDOWS = 10_000
 #: Buckets a query's windows may cover before they are clamped to the days holding data:
@@ -79,10 +63,7 @@ CLAMP_AFTER = 2_000
 
 def metric_names(spec: ModelSpec) -> list[str]:
     """Built-in metric names for the model's task, then the common ones."""
-    names = list(TASK_METRICS[spec.task])
-    if spec.task == "binary":
-        names.append("positive_rate")
-    return names + list(COMMON_METRICS)
+    return catalog.metric_names(spec.task)
 
 
 def windows(start: Any, end: Any, step: Any) -> list[tuple[int, int]]:

@@ -21,17 +21,6 @@ MetricFunction = Callable[[np.ndarray, np.ndarray], float]
 
 _REGISTRY: dict[str, MetricFunction] = {}
 
-#: Built-in names valid for every task (computed by the engine, not from labeled states).
-COMMON = (
-    "count",
-    "label_coverage",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "prediction_mean",
-    "positive_rate",
-)
-
 
 def metric(name: str) -> Callable[[MetricFunction], MetricFunction]:
     """Register ``fn(y_true, y_pred) -> float`` under ``name`` (binary ``y_pred`` is the score).
@@ -42,10 +31,9 @@ def metric(name: str) -> Callable[[MetricFunction], MetricFunction]:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"metric name must be a non-empty string, got {name!r}")
 
-    from .builtin import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
+    from .catalog import ALL_BUILTIN
 
-    builtin = {*BINARY_METRICS, *MULTICLASS_METRICS, *REGRESSION_METRICS, *COMMON}
-    if name in builtin:
+    if name in ALL_BUILTIN:
         raise ConfigError(
             f"metric {name!r} is built in; register a custom metric under another name"
         )
