@@ -139,6 +139,27 @@ class TestLocking:
         assert "http" in out.lower()  # suggests connecting over HTTP
         assert issubclass(StoreLockedError, StoreError)
 
+    def test_names_the_owning_servers_url(self, tmp_path):
+        """A server notes its URL beside the file: the refusal names that URL (issue 9:
+        it always suggested port 8765)."""
+        from mlpulse.store.database import note_server
+
+        path = str(tmp_path / "served.duckdb")
+        code = textwrap.dedent(f"""
+            import mlpulse
+            try:
+                mlpulse.connect({path!r})
+            except mlpulse.errors.StoreLockedError as exc:
+                print(exc)
+        """)
+        with mlpulse.connect(path):
+            note = note_server(path, "http://127.0.0.1:9123")
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+            ).stdout
+        os.unlink(note)
+        assert "mlpulse.connect('http://127.0.0.1:9123')" in out and "8765" not in out
+
     def test_file_is_free_after_close(self, tmp_path):
         path = str(tmp_path / "free.duckdb")
         mlpulse.connect(path).close()

@@ -10,9 +10,13 @@ uvicorn stops on SIGTERM or Ctrl-C: it stops accepting, lets in-flight requests 
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import suppress
+from typing import Any
 
 from ..errors import ConfigError
 from ..service import Service
+from ..store.database import note_server
 from . import logs
 from .app import create_app
 from .config import ServerConfig
@@ -50,6 +54,18 @@ def serve(config: ServerConfig) -> None:
     if not keys.enabled:
         log.warning("no API key exists: the API is open to anyone who can reach it")
     connections = fit_fd_limit(config.limit_concurrency)
+    scheme = "https" if config.ssl_certfile else "http"
+    host = config.host if ":" not in config.host else f"[{config.host}]"
+    note = note_server(config.db, f"{scheme}://{host}:{config.port}")
+    try:
+        _run(uvicorn, app, config, connections)
+    finally:
+        if note:
+            with suppress(OSError):
+                os.unlink(note)
+
+
+def _run(uvicorn: Any, app: Any, config: ServerConfig, connections: int) -> None:
     uvicorn.run(
         app,
         host=config.host,
@@ -68,7 +84,7 @@ def serve(config: ServerConfig) -> None:
         # idle and slow clients must not hold connections (file descriptors) for ever
         http=guarded_h11(config.header_timeout, connections),
         limit_concurrency=connections,
-        timeout_keep_alive=config.timeout_keep_alive,  # type: ignore[arg-type]
+        timeout_keep_alive=config.timeout_keep_alive,
     )
 
 

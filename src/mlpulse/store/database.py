@@ -7,6 +7,7 @@ their own cursor and see the last committed state.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -97,6 +98,35 @@ def unregister(conn: duckdb.DuckDBPyConnection, *names: str) -> None:
             conn.unregister(name)
 
 
+def owner_file(path: str) -> str:
+    """Where a server that owns the database file at ``path`` notes its process and URL."""
+    return f"{os.path.abspath(path)}.server.json"
+
+
+def note_server(path: str, url: str) -> str | None:
+    """Record that this process serves the database at ``path`` on ``url`` (so that another
+    process refused by the file lock is told where to connect); returns the note's path."""
+    if path == ":memory:":
+        return None
+    note = owner_file(path)
+    with suppress(OSError), open(note, "w", encoding="utf-8") as fh:
+        json.dump({"pid": os.getpid(), "url": url}, fh)
+        return note
+    return None
+
+
+def server_url(path: str, pid: int) -> str | None:
+    """The URL a server process ``pid`` noted for the database at ``path``, if it did."""
+    try:
+        with open(owner_file(path), encoding="utf-8") as fh:
+            note = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(note, dict) or note.get("pid") != pid or not isinstance(note.get("url"), str):
+        return None
+    return note["url"]
+
+
 def _spec_size(spec) -> int:
     return 512 + 100 * (len(spec.features) + len(spec.segments))
 
@@ -151,10 +181,16 @@ class Store:
             if "lock" in text.lower():
                 pid = _PID.search(text)
                 owner = f"process {pid.group(1)}" if pid else "another process"
+                url = server_url(path, int(pid.group(1))) if pid else None
+                where = (
+                    f"mlpulse.connect({url!r})"
+                    if url
+                    else "mlpulse.connect('http://HOST:PORT') with the address it serves on"
+                )
                 raise StoreLockedError(
                     f"the database file {path!r} is in use by {owner}; only one process may "
-                    "write to it. Connect to that process's server instead "
-                    "(mlpulse.connect('http://127.0.0.1:8765')) or use another file."
+                    f"write to it. Connect to that process's server instead ({where}) or use "
+                    "another file."
                 ) from None
             raise StoreError(f"cannot open the database file {path!r}: {text}") from None
         self.lock = threading.RLock()
