@@ -48,7 +48,7 @@ def make_v2(pulse, cur):
     bad["latency_ms"] = 9.0
     bad["score"] = 1.0 - bad["score"]  # inverted: quality collapses
     bad.loc[:3, "score"] = np.nan
-    bad.loc[4, "mean_radius"] = np.inf
+    bad.loc[4:40, "mean_radius"] = np.inf  # a fifth of the rows: more than chance explains
     v2.log_batch(bad.drop(columns="label"), id="id", timestamp="timestamp")
     v2.log_feedback_batch(bad[["id", "label"]], id="id", label="label")
     # a changed environment for v2
@@ -92,6 +92,7 @@ class TestFailures:
         train = cur.drop(columns=["score", "label"]).copy()
         train["id"] = "v2_" + train["id"]
         train.loc[:9, "mean_texture"] += 1.0  # ten rows differ from what serving saw
+        train.loc[4:40, "mean_radius"] = np.inf  # as served: no skew there
         v2.log_training_features(train, id="id")
         report = v2.checks(START, END, against="v1", now="2026-01-05T12:00:00Z")
         frame = report.to_pandas().set_index("monitor")

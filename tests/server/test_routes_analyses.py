@@ -312,6 +312,7 @@ class TestRecordsAndChecks:
         "against v1, some monitors": {"against": "v1", "monitors": ["computational",
                                                                    "prediction_quality"]},
         "tolerances": {"skew_tolerance": 0.5, "regression": 0.01, "quality_drop": 0.0},
+        "significance": {"quality_drop": 0.0, "min_segment_rows": 10, "alpha": 0.5},
     }
 
     @pytest.mark.parametrize("options", CHECKS.values(), ids=CHECKS.keys())
@@ -347,6 +348,8 @@ class TestErrors:
         ("post", f"{API}/versions/v1/quality", {"constraints": [{"column": "x", "rule": "?"}]},
          422, None),
         ("post", f"{API}/versions/v1/checks", {"monitors": ["nope"]}, 422, None),
+        ("post", f"{API}/versions/v1/checks", {"alpha": 0}, 422, "invalid_input"),
+        ("post", f"{API}/versions/v1/checks", {"min_segment_rows": -1}, 422, "invalid_input"),
         ("get", f"{API}/versions/v1/estimate?metrics=mae", None, 422, "unknown_metric"),
         ("get", f"{API}/versions/v1/estimate?mode=fast", None, 422, "invalid_input"),
         ("get", f"{API}/versions/v1/skew?tolerance=-1", None, 422, None),

@@ -449,7 +449,7 @@ class Model:
         """Run the seven ML Test Score monitors; returns a
         :class:`mlpulse.monitors.MonitorReport` (``.ok``, ``.to_pandas()``). Options:
         ``against``, ``monitors``, ``skew_tolerance``, ``regression``, ``quality_drop``,
-        ``now``. See ``docs/monitors.md``."""
+        ``min_segment_rows``, ``alpha``, ``now``. See ``docs/monitors.md``."""
         return self._t.checks(self.name, self.version, start=start, end=end, **options)
 
 

@@ -13,8 +13,10 @@ monitor                    fails when
 ``computational``          latency p95 or memory grow by more than ``regression`` (20%)
                            or throughput falls by as much, against the previous version
 ``prediction_quality``     a quality metric falls by more than ``quality_drop`` (0.05)
-                           against the reference or a previous version, overall or in any
-                           segment
+                           against the reference or a previous version, overall or in a
+                           segment of at least ``min_segment_rows`` (200) labeled rows, and
+                           significantly (one-sided p below ``alpha`` (0.001) over the
+                           slices judged)
 =========================  ============================================================
 
 A check that lacks its inputs (no previous version, no labels, no training info) is
@@ -36,6 +38,7 @@ from .._time import from_micros
 from ..engine.query import windows
 from ..store.registry import raw_table
 from . import training
+from .significance import SliceQuality, auc_with_variance, drop_pvalue
 
 MONITORS = (
     "dependencies",
@@ -273,10 +276,10 @@ def check_computational(model: Any, start: Any, end: Any, regression: float) -> 
     return Check("computational", status, worst, detail)
 
 
-def _reference_metric(model: Any, name: str, segment: str | None) -> float | None:
+def _reference_quality(model: Any, name: str, segment: str | None) -> SliceQuality | None:
+    """The metric on the reference's labeled rows (of a segment), with its test inputs."""
     from ..drift.sources import model_columns, reference_rows, reference_version
-    from ..engine.validate import to_float
-    from ..metrics import builtin  # noqa: F401
+    from ..engine.validate import to_float, to_string
 
     store, registry, spec = model.service.store, model.service.registry, model.spec
     ref = reference_version(store, spec, model.version)
@@ -286,22 +289,82 @@ def _reference_metric(model: Any, name: str, segment: str | None) -> float | Non
     table = reference_rows(store, registry, spec, ref, cols, segment or "")
     if spec.prediction not in table.column_names or spec.label not in table.column_names:
         return None
-    import sklearn.metrics as skm
-
-    y_true = table.column(spec.label).to_numpy(zero_copy_only=False)
-    y_pred = table.column(spec.prediction).to_numpy(zero_copy_only=False)
-    if spec.task == "binary":
-        s, y = to_float(table.column(spec.prediction))[0], to_float(table.column(spec.label))[0]
-        keep = np.isfinite(s) & np.isfinite(y)
-        if len(np.unique(y[keep])) < 2:
+    if spec.task == "multiclass":
+        y_true = to_string(table.column(spec.label))[0]
+        y_pred = to_string(table.column(spec.prediction))[0]
+        keep = ~(
+            y_true.is_null().to_numpy(zero_copy_only=False)
+            | y_pred.is_null().to_numpy(zero_copy_only=False)
+        )
+        n = int(keep.sum())
+        if not n:
             return None
-        return float(skm.roc_auc_score(y[keep], s[keep]))
+        same = y_true.to_numpy(zero_copy_only=False) == y_pred.to_numpy(zero_copy_only=False)
+        correct = int(np.count_nonzero(same & keep))
+        return SliceQuality(name, correct / n, n, correct=correct)
+    s, y = to_float(table.column(spec.prediction))[0], to_float(table.column(spec.label))[0]
+    keep = np.isfinite(s) & np.isfinite(y)
+    s, y = s[keep], y[keep]
     if spec.task == "regression":
-        return float(np.sqrt(skm.mean_squared_error(y_true.astype(float), y_pred.astype(float))))
-    return float(skm.accuracy_score(y_true.astype(str), y_pred.astype(str)))
+        if not len(y):
+            return None
+        sq = (s - y) ** 2
+        var = float(np.var(sq, ddof=1)) if len(sq) > 1 else math.nan
+        return SliceQuality(name, float(np.sqrt(sq.mean())), len(y), sq_error_var=var)
+    levels, level = np.unique(s, return_inverse=True)
+    positive = y == 1
+    pos = np.bincount(level[positive], minlength=len(levels))
+    neg = np.bincount(level[~positive], minlength=len(levels))
+    auc, var = auc_with_variance(pos, neg)
+    if not math.isfinite(auc):
+        return None
+    return SliceQuality(name, auc, len(y), variance=var)
 
 
-def check_quality(model: Any, start: Any, end: Any, against: Any, drop: float) -> Check:
+def _window_quality(
+    model: Any, name: str, start: Any, end: Any, segment: str | None, version: str | None = None
+) -> SliceQuality | None:
+    """The metric on the labeled rows of a window (of a segment, of a version)."""
+    from ..engine.query import WindowQuery
+    from ..metrics.catalog import TASK_METRICS
+    from ..profiles.bucket import CORE, LABELED
+
+    service = model.service
+    scope = service.scope(
+        model.name, model.version, start=start, end=end, segment=segment, versions=version
+    )
+    query = WindowQuery(service.store, service.registry, scope.spec)
+    [parts] = query.merged(
+        [scope.span], [CORE, LABELED], versions=scope.versions, segment=scope.segment_key,
+        decode={LABELED},
+    )
+    state, n = parts[LABELED], int(parts[f"n_{LABELED}"] or 0)
+    if state is None or not n:
+        return None
+    value = float(TASK_METRICS[scope.spec.task][name](state))
+    if not math.isfinite(value):
+        return None
+    if name == "roc_auc":
+        pos, neg = state.class_counts()
+        return SliceQuality(name, value, n, variance=auc_with_variance(pos, neg)[1])
+    if name == "accuracy":
+        return SliceQuality(name, value, n, correct=int(state.correct))
+    return SliceQuality(name, value, n)
+
+
+def check_quality(
+    model: Any,
+    start: Any,
+    end: Any,
+    against: Any,
+    drop: float,
+    min_segment_rows: int = 200,
+    alpha: float = 0.001,
+) -> Check:
+    """Fails when a slice's metric is worse than the baseline's by more than ``drop`` and
+    significantly so: one-sided p-value below ``alpha`` over the slices judged (Bonferroni).
+    Segments with fewer than ``min_segment_rows`` labeled rows in the window are not judged;
+    all rows always are."""
     spec = model.spec
     name = QUALITY_METRIC[spec.task]
     sign = -1.0 if name in LOWER_IS_BETTER else 1.0
@@ -311,43 +374,60 @@ def check_quality(model: Any, start: Any, end: Any, against: Any, drop: float) -
         segments += [f"{column}={v}" for v in sorted(registry.segment_values(spec, column))]
     prev = previous_version(model) if against != "reference" else None
     base_name = against if isinstance(against, str) and against != "reference" else prev
-    lines, worst, compared = [], 0.0, 0
+    judged: list[tuple[str, str, SliceQuality, SliceQuality]] = []
+    small = 0
     for seg in segments:
-        now = model.metrics([name], start=start, end=end, segment=seg)[name].iloc[0]
+        now = _window_quality(model, name, start, end, seg)
+        if now is None:
+            continue
+        if seg is not None and now.n < min_segment_rows:
+            small += 1  # too few labeled rows to tell a drop from chance on its own
+            continue
         if against == "reference" or base_name is None:
-            base = _reference_metric(model, name, seg)
+            base = _reference_quality(model, name, seg)
             label = "reference"
         else:
             lo, hi = windows(start, end, None)[0]
             n, first, last = _activity(model, base_name, lo, hi)
             base = (
-                model.metrics(
-                    [name],
-                    start=from_micros(first),
-                    end=from_micros(last + 1),
-                    segment=seg,
-                    version=base_name,
-                )[name].iloc[0]
+                _window_quality(
+                    model, name, from_micros(first), from_micros(last + 1), seg, base_name
+                )
                 if n
                 else None
             )
             label = base_name
-        if base is None or not (math.isfinite(base) and math.isfinite(now)):
+        if base is None or not (math.isfinite(base.value) and math.isfinite(now.value)):
             continue
-        compared += 1
-        loss = sign * (base - now)
-        worst = max(worst, loss)
-        if loss > drop:
-            lines.append(f"{seg or 'all rows'}: {name} {base:.4f} ({label}) -> {now:.4f}")
-    if not compared:
+        judged.append((seg or "all rows", label, base, now))
+    not_judged = (
+        f"; {small} segment(s) with fewer than {min_segment_rows} labeled rows not judged"
+        if small
+        else ""
+    )
+    if not judged:
         return Check(
             "prediction_quality",
             "skipped",
             math.nan,
-            "no labeled rows or no baseline with labels to compare with",
+            "no labeled rows or no baseline with labels to compare with" + not_judged,
         )
+    level = alpha / len(judged)
+    lines, worst = [], 0.0
+    for where, label, base, now in judged:
+        loss = sign * (base.value - now.value)
+        worst = max(worst, loss)
+        p = drop_pvalue(base, now)
+        if loss > drop and p < level:
+            lines.append(
+                f"{where}: {name} {base.value:.4f} ({label}) -> {now.value:.4f} "
+                f"over {now.n} labeled rows (p={p:.2g})"
+            )
     status = "fail" if lines else "pass"
-    detail = "; ".join(lines) or f"{name} within {drop} of the baseline in {compared} slice(s)"
+    detail = "; ".join(lines) or (
+        f"{name} not worse than the baseline by more than {drop} and significantly in "
+        f"{len(judged)} slice(s)" + not_judged
+    )
     return Check("prediction_quality", status, worst, detail)
 
 
@@ -361,16 +441,23 @@ def run_checks(
     skew_tolerance: float = 0.0,
     regression: float = 0.2,
     quality_drop: float = 0.05,
+    min_segment_rows: int = 200,
+    alpha: float = 0.001,
     now: Any = None,
 ) -> MonitorReport:
     from .._time import to_micros
+    from ..errors import ConfigError
 
     wanted = list(monitors) if monitors is not None else list(MONITORS)
     unknown = [m for m in wanted if m not in MONITORS]
     if unknown:
-        from ..errors import ConfigError
-
         raise ConfigError(f"unknown monitors {unknown}; monitors: {', '.join(MONITORS)}")
+    if isinstance(min_segment_rows, bool) or not isinstance(min_segment_rows, int | np.integer):
+        raise ConfigError(f"min_segment_rows must be a whole number, not {min_segment_rows!r}")
+    if min_segment_rows < 0:
+        raise ConfigError(f"min_segment_rows must be >= 0, not {min_segment_rows}")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha <= 1:
+        raise ConfigError(f"alpha must be a number in (0, 1], not {alpha!r}")
     now_us = to_micros(now) if now is not None else int(time.time() * 1e6)
     runners = {
         "dependencies": lambda: check_dependencies(model),
@@ -379,7 +466,9 @@ def run_checks(
         "staleness": lambda: check_staleness(model, now_us),
         "numerical_stability": lambda: check_stability(model, start, end),
         "computational": lambda: check_computational(model, start, end, regression),
-        "prediction_quality": lambda: check_quality(model, start, end, against, quality_drop),
+        "prediction_quality": lambda: check_quality(
+            model, start, end, against, quality_drop, min_segment_rows, alpha
+        ),
     }
     out = []
     for name in wanted:

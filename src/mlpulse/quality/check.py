@@ -33,50 +33,113 @@ from ..schema import NUMERIC, ModelSpec
 from ..store.database import Store
 from ..store.registry import Registry
 from .constraints import Constraint, infer, parse_constraints
+from .significance import (
+    ALPHA,
+    beyond_extremes_pvalue,
+    more_often_pvalue,
+    unseen_categories_pvalue,
+)
 
 COLUMNS = ["column", "rule", "violations", "rows", "rate"]
 
 
 def count(rule: Constraint, kind: str, state: Any, rows: int, values: np.ndarray | None) -> int:
-    """Rows of one window that break ``rule`` (``values``: exact finite values, if read)."""
+    """Rows of one window that break ``rule`` (``values``: exact finite values, if read).
+
+    An inferred rule counts its offending rows only when they are more than chance explains
+    against the reference (:func:`significant`); a user's rule counts every one."""
+    broken, at_least = _offending(rule, kind, state, rows, values)
+    if broken and rule.source == "inferred" and not significant(rule, kind, state, rows, at_least):
+        return 0
+    return broken
+
+
+def _offending(
+    rule: Constraint, kind: str, state: Any, rows: int, values: np.ndarray | None
+) -> tuple[int, int]:
+    """(offending rows, the fewest the sketch allows): the two differ only for a ``range``
+    estimated from a KLL sketch in estimation mode."""
     p = rule.params
     if rule.rule == "type":
-        return 0  # filled from the core part's type errors by the caller
+        return 0, 0  # filled from the core part's type errors by the caller
     if state is None:
-        return rows if rule.rule in ("not_null", "vanished_column") else 0
+        n = rows if rule.rule in ("not_null", "vanished_column") else 0
+        return n, n
     missing = state.nulls + (state.nan if kind == NUMERIC else 0)
+    n = 0
     if rule.rule == "not_null":
-        return int(missing)
-    if rule.rule == "null_rate":
-        return int(missing) if rows and missing / rows > float(p["max"]) else 0
-    if rule.rule == "finite":
-        return int(state.nan + state.pos_inf + state.neg_inf) if kind == NUMERIC else 0
-    if rule.rule == "range":
+        n = int(missing)
+    elif rule.rule == "null_rate":
+        n = int(missing) if rows and missing / rows > float(p["max"]) else 0
+    elif rule.rule == "finite":
+        n = int(state.nan + state.pos_inf + state.neg_inf) if kind == NUMERIC else 0
+    elif rule.rule == "range":
         if kind != NUMERIC or state.count == 0:
-            return 0
+            return 0, 0
         lo = float(p.get("min", -math.inf))
         hi = float(p.get("max", math.inf))
         if values is not None:
-            return int(np.count_nonzero((values < lo) | (values > hi)))
+            n = int(np.count_nonzero((values < lo) | (values > hi)))
+            return n, n
         if state.min >= lo and state.max <= hi:
-            return 0
+            return 0, 0
         below = state.kll.get_rank(lo, False) if lo > -math.inf else 0.0  # rank of < lo
         above = 1.0 - state.kll.get_rank(hi, True) if hi < math.inf else 0.0
-        return int(round((below + above) * state.count))
-    if rule.rule == "allowed":
+        n = int(round((below + above) * state.count))
+        if state.kll.is_estimation_mode():  # each rank is within the sketch's rank error
+            return n, max(0, n - math.ceil(2 * state.rank_error * state.count))
+        return n, n
+    elif rule.rule == "allowed":
         if kind == NUMERIC:
-            return 0
+            return 0, 0
         allowed = {str(v) for v in p["values"]}
-        return int(sum(n for v, n in state.frequencies().items() if v not in allowed)) + (
-            0 if state.is_exact else 0
-        )
-    if rule.rule == "max_distinct":
-        return max(0, int(state.distinct) - int(p["max"])) if kind != NUMERIC else 0
-    if rule.rule == "new_column":
-        return int(state.rows - missing)
+        n = int(sum(c for v, c in state.frequencies().items() if v not in allowed))
+    elif rule.rule == "max_distinct":
+        if kind == NUMERIC:
+            return 0, 0
+        limit = float(p["max"])
+        if rule.source == "inferred" and "reference_rows" in p:
+            # a window larger than the reference may hold more values than it did
+            grown = max(0, int(state.count) - int(p["reference_rows"]))
+            limit += float(p.get("new_per_row", 0.0)) * grown
+        n = max(0, int(state.distinct) - int(math.floor(limit)))
+    elif rule.rule == "new_column":
+        n = int(state.rows - missing)
+    elif rule.rule == "vanished_column":
+        n = rows if state.rows - missing == 0 else 0
+    else:
+        raise ConfigError(f"unknown rule {rule.rule!r}")
+    return n, n
+
+
+def significant(rule: Constraint, kind: str, state: Any, rows: int, k: int) -> bool:
+    """Whether ``k`` offending rows of an inferred rule are more than chance explains, were
+    the window another sample of the reference's distribution (level ``ALPHA``)."""
+    p = rule.params
+    m = p.get("reference_rows")
+    if m is None or rule.rule in ("type", "new_column", "max_distinct"):
+        return True  # no test: a schema change, or a bound that already scales
+    m = int(m)
+    if k <= 0:
+        return False
+    if rule.rule in ("not_null", "finite"):
+        n = rows if state is None else int(state.rows)
+        return beyond_extremes_pvalue(k, n, m, tails=1) < ALPHA
+    if rule.rule == "null_rate":
+        return more_often_pvalue(k, rows, int(p["reference_missing"]), m) < ALPHA
+    if rule.rule == "range":
+        return beyond_extremes_pvalue(k, int(state.count), m, tails=2) < ALPHA
+    if rule.rule == "allowed":
+        reference = {str(v): int(c) for v, c in zip(p["values"], p["counts"], strict=True)}
+        window = state.frequencies()
+        new = [c for v, c in window.items() if v not in reference]
+        pooled = [*new, *(c + int(window.get(v, 0)) for v, c in reference.items())]
+        return unseen_categories_pvalue(new, pooled, int(state.count), m) < ALPHA
     if rule.rule == "vanished_column":
-        return rows if state.rows - missing == 0 else 0
-    raise ConfigError(f"unknown rule {rule.rule!r}")
+        # every one of the reference's present values fell in the reference, none here
+        present = int(p["reference_present"])
+        return beyond_extremes_pvalue(present, m, rows, tails=1) < ALPHA
+    return True
 
 
 def _rows_for(rule: Constraint, state: Any, rows: int) -> int:
@@ -98,9 +161,14 @@ def constraints_for(
         for column in spec.features:
             if column not in reference:
                 out.append(Constraint(column, "new_column", {}, "inferred"))
-        for column in reference:
+        for column, state in reference.items():
             if column in spec.features:
-                out.append(Constraint(column, "vanished_column", {}, "inferred"))
+                missing = state.nulls + getattr(state, "nan", 0)
+                params = {
+                    "reference_rows": int(state.rows),
+                    "reference_present": int(state.rows - missing),
+                }
+                out.append(Constraint(column, "vanished_column", params, "inferred"))
     given = {(c.column, c.rule) for c in user}
     out = [c for c in out if (c.column, c.rule) not in given]
     known = set(kinds)

@@ -14,6 +14,11 @@ Rules (``params`` in brackets):
 ``vanished_column`` a reference column with no values in the window (inferred only)
 ==================  ================================================================
 
+A user's rule is a hard rule: every offending row is a violation. An inferred rule also
+carries the reference's counts (``reference_rows`` and, per rule, ``reference_missing``,
+``counts``, ``new_per_row``) and is broken only when its offending rows are more than chance
+explains (:mod:`mlpulse.quality.significance`).
+
 YAML (a file path or the text itself)::
 
     constraints:
@@ -49,6 +54,8 @@ RULES = (
 )
 ALLOWED_MAX = 100
 """Reference categories kept as an ``allowed`` set when there are at most this many."""
+RANGE_MARGIN = 0.25
+"""An inferred ``range`` is the reference's, widened by this share of its width each side."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +124,22 @@ def dumps(constraints: list[Constraint]) -> str:
 
 
 def infer(states: dict[str, Any], kinds: dict[str, str]) -> list[Constraint]:
-    """Constraints a reference profile implies: type, nullability (or a null-rate bound of
-    twice the reference's rate plus 1%), numeric range and finiteness, allowed categories
-    (up to ``ALLOWED_MAX``) and a cardinality bound of 1.5 x the reference's plus 5."""
+    """Constraints a reference profile implies, each judged against the reference (see
+    ``docs/quality.md`` and :mod:`mlpulse.quality.significance`): type; ``not_null`` (or a
+    null-rate bound of twice the reference's rate plus 1%); for numbers ``finite`` and
+    ``range``, the reference's range widened by :data:`RANGE_MARGIN` of its width on each
+    side (not past zero when the reference stays on one side of it); for categories
+    ``allowed`` (up to ``ALLOWED_MAX`` values, with their reference counts) and a
+    cardinality bound of 1.5 x the reference's plus 5, growing past the reference's row
+    count at 1.5 x its rate of new values (singletons per row, Good-Turing).
+
+    >>> import numpy as np
+    >>> from mlpulse.profiles import NumericState
+    >>> s = NumericState()
+    >>> s.update(np.array([2.0, 4.0, 6.0]))
+    >>> [c.to_dict() for c in infer({"x": s}, {"x": "numeric"}) if c.rule == "range"]
+    [{'column': 'x', 'rule': 'range', 'min': 1.0, 'max': 7.0, 'reference_rows': 3}]
+    """
     out: list[Constraint] = []
     for column, kind in kinds.items():
         state = states.get(column)
@@ -130,19 +150,56 @@ def infer(states: dict[str, Any], kinds: dict[str, str]) -> list[Constraint]:
             return Constraint(_column, rule, p, "inferred")
 
         out.append(c("type", kind=kind))
-        rows = state.rows
-        missing = state.nulls + (getattr(state, "nan", 0) if kind == "numeric" else 0)
+        rows = int(state.rows)
+        missing = int(state.nulls + (getattr(state, "nan", 0) if kind == "numeric" else 0))
         if rows and missing == 0:
-            out.append(c("not_null"))
+            out.append(c("not_null", reference_rows=rows))
         elif rows:
-            out.append(c("null_rate", max=round(min(1.0, 2 * missing / rows + 0.01), 6)))
+            out.append(
+                c(
+                    "null_rate",
+                    max=round(min(1.0, 2 * missing / rows + 0.01), 6),
+                    reference_rows=rows,
+                    reference_missing=missing,
+                )
+            )
         if kind == "numeric":
             if state.pos_inf + state.neg_inf == 0 and getattr(state, "nan", 0) == 0:
-                out.append(c("finite"))
+                out.append(c("finite", reference_rows=rows))
             if state.count:
-                out.append(c("range", min=float(state.min), max=float(state.max)))
+                lo, hi = float(state.min), float(state.max)
+                margin = RANGE_MARGIN * (hi - lo)
+                low = max(lo - margin, 0.0) if lo >= 0 else lo - margin
+                high = min(hi + margin, 0.0) if hi <= 0 else hi + margin
+                out.append(c("range", min=low, max=high, reference_rows=int(state.count)))
         else:
+            frequencies = state.frequencies()
             if state.is_exact and state.distinct <= ALLOWED_MAX:
-                out.append(c("allowed", values=sorted(state.frequencies())))
-            out.append(c("max_distinct", max=int(math.ceil(1.5 * state.distinct)) + 5))
+                values = sorted(frequencies)
+                out.append(
+                    c(
+                        "allowed",
+                        values=values,
+                        counts=[int(frequencies[v]) for v in values],
+                        reference_rows=int(state.count),
+                    )
+                )
+            if state.count:
+                # the rate at which further rows bring values the reference lacks: the share
+                # of singletons (Good-Turing) while counts are exact, else distinct per row
+                new = (
+                    sum(1 for n in frequencies.values() if n == 1)
+                    if state.is_exact
+                    else state.distinct
+                )
+                out.append(
+                    c(
+                        "max_distinct",
+                        max=int(math.ceil(1.5 * state.distinct)) + 5,
+                        reference_rows=int(state.count),
+                        new_per_row=round(1.5 * new / state.count, 6),
+                    )
+                )
+            else:
+                out.append(c("max_distinct", max=int(math.ceil(1.5 * state.distinct)) + 5))
     return out

@@ -259,6 +259,8 @@ class ChecksRequest(RequestBody):
     skew_tolerance: Finite = 0.0
     regression: Finite = 0.2
     quality_drop: Finite = 0.05
+    min_segment_rows: Annotated[int, Field(ge=0)] = 200
+    alpha: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.001
     now: Time | None = None
 
 
