@@ -24,10 +24,13 @@ class LocalTransport(Service):
             store.release()
             raise
         self._batcher = Batcher(self._deliver, self._failed)
+        # log() is the hot path: its rows go straight to the batcher, no frame in between
+        self.queue = self._batcher.put  # type: ignore[method-assign]
         self._closed = False
 
-    def queue(self, kind: str, name: str, version: str, row: dict[str, Any]) -> None:
-        self._batcher.put((kind, name, version), row)
+    def queue(self, key: tuple[str, str, str], row: dict[str, Any]) -> None:
+        """Queue one ``log`` / ``log_feedback`` row under ``(kind, name, version)``."""
+        self._batcher.put(key, row)
 
     def _deliver(self, key: tuple[Any, ...], table: pa.Table) -> None:
         kind, name, version = key

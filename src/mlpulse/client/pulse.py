@@ -181,6 +181,10 @@ class Model:
         self._t: Transport = pulse._transport
         self.name = name
         self.version = version
+        # log() is the hot path: its keys are built once, and the transport's queue is the
+        # batcher's own put where nothing else is to be done
+        self._key_prediction = ("prediction", name, version)
+        self._key_feedback = ("feedback", name, version)
 
     @property
     def spec(self) -> ModelSpec:
@@ -215,7 +219,7 @@ class Model:
                 row["latency_ms"] = latency_ms
             if trace_id is not None:
                 row["trace_id"] = trace_id
-            self._t.queue("prediction", self.name, self.version, row)
+            self._t.queue(self._key_prediction, row)
         except Exception:  # the caller's service must never crash because of logging
             log.exception("mlpulse: model %r: could not queue a prediction", self.name)
 
@@ -227,7 +231,7 @@ class Model:
                 LOG_LABEL: label,
                 LOG_TS: time.time() if timestamp is None else _epoch_seconds(timestamp),
             }
-            self._t.queue("feedback", self.name, self.version, row)
+            self._t.queue(self._key_feedback, row)
         except Exception:
             log.exception("mlpulse: model %r: could not queue feedback", self.name)
 

@@ -264,14 +264,15 @@ class HttpTransport:
 
     # -- writes ------------------------------------------------------------------------
 
-    def queue(self, kind: str, name: str, version: str, row: dict[str, Any]) -> None:
-        """Queue one ``log`` / ``log_feedback`` row (``on_full="block"`` waits for room)."""
+    def queue(self, key: tuple[str, str, str], row: dict[str, Any]) -> None:
+        """Queue one ``log`` / ``log_feedback`` row under ``(kind, name, version)``
+        (``on_full="block"`` waits for room)."""
         batcher = self._batcher
         if self.on_full == "block" and batcher.pending >= batcher.max_pending:
             deadline = time.monotonic() + self.block_timeout
             while batcher.pending >= batcher.max_pending and time.monotonic() < deadline:
                 time.sleep(0.001)
-        batcher.put((kind, name, version), row)
+        batcher.put(key, row)
 
     def _send_batch(
         self, kind: str, name: str, version: str | None, params: dict[str, Any], arrow: pa.Table
