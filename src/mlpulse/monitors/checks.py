@@ -15,7 +15,7 @@ monitor                    fails when
 ``prediction_quality``     a quality metric falls by more than ``quality_drop`` (0.05)
                            against the reference or a previous version, overall or in a
                            segment of at least ``min_segment_rows`` (200) labeled rows, and
-                           significantly (one-sided p below ``alpha`` (0.001) over the
+                           significantly (one-sided p below ``alpha`` (1e-4) over the
                            slices judged)
 =========================  ============================================================
 
@@ -359,7 +359,7 @@ def check_quality(
     against: Any,
     drop: float,
     min_segment_rows: int = 200,
-    alpha: float = 0.001,
+    alpha: float = 1e-4,
 ) -> Check:
     """Fails when a slice's metric is worse than the baseline's by more than ``drop`` and
     significantly so: one-sided p-value below ``alpha`` over the slices judged (Bonferroni).
@@ -442,7 +442,7 @@ def run_checks(
     regression: float = 0.2,
     quality_drop: float = 0.05,
     min_segment_rows: int = 200,
-    alpha: float = 0.001,
+    alpha: float = 1e-4,
     now: Any = None,
 ) -> MonitorReport:
     from .._time import to_micros

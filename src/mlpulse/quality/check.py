@@ -87,7 +87,8 @@ def _offending(
         above = 1.0 - state.kll.get_rank(hi, True) if hi < math.inf else 0.0
         n = int(round((below + above) * state.count))
         if state.kll.is_estimation_mode():  # each rank is within the sketch's rank error
-            return n, max(0, n - math.ceil(2 * state.rank_error * state.count))
+            sides = int(state.min < lo) + int(state.max > hi)
+            return n, max(0, n - math.ceil(sides * state.rank_error * state.count))
         return n, n
     elif rule.rule == "allowed":
         if kind == NUMERIC:

@@ -15,7 +15,7 @@ assumptions on the distribution). User rules are hard rules and use none of this
   than the reference (the null rate).
 - :func:`unseen_categories_pvalue`: at least ``k`` of the window's rows fall in categories
   the reference lacks, when each pooled row lands in the window with probability
-  ``n / (n + m)`` (a Chernoff bound; exact for a single category).
+  ``n / (n + m)``.
 
 Examples
 --------
@@ -92,6 +92,11 @@ def more_often_pvalue(k: int, n: int, k_ref: int, m: int) -> float:
     return float(hypergeom.sf(k - 1, n + m, k + k_ref, n))
 
 
+EXACT_UP_TO = 100_000
+"""Offending rows up to which :func:`unseen_categories_pvalue` sums the distribution
+exactly; past it a Chernoff bound (it is then tiny anyway unless the categories are huge)."""
+
+
 def unseen_categories_pvalue(
     new_counts: Any, pooled_counts: Any, n: int | None = None, m: int | None = None
 ) -> float:
@@ -100,13 +105,17 @@ def unseen_categories_pvalue(
 
     ``pooled_counts``: rows per category in window and reference together, for every
     category seen in either; ``new_counts``: the window's rows in the categories the
-    reference lacks. Each pooled row lands in the window with probability ``n / (n + m)``
-    (``1/2`` when not given), so a category of ``t`` pooled rows is absent from the
-    reference with probability ``q = (n / (n + m)) ** t``; the count of rows in such
-    categories is bounded with Chernoff's inequality, which is exact for one category.
+    reference lacks (only their sum matters). Each pooled row lands in the window with
+    probability ``n / (n + m)`` (``1/2`` when not given), so a category of ``t`` pooled rows
+    is absent from the reference with probability ``q = (n / (n + m)) ** t``, independently
+    of the others; the distribution of the rows in such categories is summed exactly.
+
+    >>> round(unseen_categories_pvalue([3], [3, 1]), 12)  # needs the 3-row one: 1/2 ** 3
+    0.125
+    >>> round(unseen_categories_pvalue([1], [3, 1]), 12)  # either: 1 - (1 - 1/8) (1 - 1/2)
+    0.5625
     """
-    new = np.asarray(new_counts, dtype=np.float64)
-    k = float(new.sum())
+    k = int(round(float(np.asarray(new_counts, dtype=np.float64).sum())))
     if k <= 0:
         return 1.0
     share = 0.5 if n is None or m is None or n + m == 0 else n / (n + m)
@@ -119,11 +128,23 @@ def unseen_categories_pvalue(
     t, log_q = t[keep], log_q[keep]
     if t.sum() < k:
         return 0.0
-    # log E[exp(lam K)] = sum log(1 - q + q exp(lam t)), minimised with -lam k over a grid
-    lam = np.geomspace(1e-6, 60.0, 400)[:, None] / max(1.0, float(t.min()))
-    log_mgf = np.logaddexp(np.log1p(-np.exp(log_q)), log_q + lam * t).sum(axis=1)
-    bound = np.min(log_mgf - lam[:, 0] * k)
-    return float(min(1.0, math.exp(bound)))
+    if k > EXACT_UP_TO:
+        # Chernoff: log E[exp(lam K)] = sum log(1 - q + q exp(lam t)), minus lam k
+        lam = np.geomspace(1e-6, 60.0, 400)[:, None] / max(1.0, float(t.min()))
+        log_mgf = np.logaddexp(np.log1p(-np.exp(log_q)), log_q + lam * t).sum(axis=1)
+        return float(min(1.0, math.exp(np.min(log_mgf - lam[:, 0] * k))))
+    dist = np.zeros(k)  # P(K = 0 .. k - 1) over the categories so far
+    dist[0] = 1.0
+    tail = 0.0  # P(K >= k)
+    for size, q in zip(t.astype(np.int64), np.exp(log_q), strict=True):
+        moved = dist * q
+        dist *= 1.0 - q
+        if size >= k:
+            tail += moved.sum()
+        else:
+            tail += moved[k - size :].sum()
+            dist[size:] += moved[: k - size]
+    return float(min(1.0, tail))
 
 
 __all__ = ["ALPHA", "beyond_extremes_pvalue", "more_often_pvalue", "unseen_categories_pvalue"]

@@ -260,7 +260,7 @@ class ChecksRequest(RequestBody):
     regression: Finite = 0.2
     quality_drop: Finite = 0.05
     min_segment_rows: Annotated[int, Field(ge=0)] = 200
-    alpha: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.001
+    alpha: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-4
     now: Time | None = None
 
 
