@@ -7,7 +7,8 @@ catches them all. Messages name the model, column, row and reason where they app
 
     MlpulseError
     ├── ConfigError              bad argument or configuration (also a ValueError)
-    │   └── UnknownMetricError   a metric name that is neither built in nor registered
+    │   ├── UnknownMetricError   a metric name that is neither built in nor registered
+    │   └── RuleError            an invalid alert rule, notifier or silence (names the field)
     ├── SchemaError              data that does not fit the model's schema (also a ValueError)
     ├── ModelError               model registry problems
     │   ├── UnknownModelError    no model of that name / version (also a KeyError)
@@ -37,6 +38,10 @@ class ConfigError(MlpulseError, ValueError):
 
 class UnknownMetricError(ConfigError):
     """A metric name is neither built in for the model's task nor registered."""
+
+
+class RuleError(ConfigError):
+    """An alert rule, notifier or silence is invalid; the message names it and the field."""
 
 
 class SchemaError(MlpulseError, ValueError):
@@ -97,6 +102,7 @@ __all__ = [
     "ModelConflictError",
     "ModelError",
     "RemoteError",
+    "RuleError",
     "SchemaError",
     "ServerUnavailableError",
     "StoreError",

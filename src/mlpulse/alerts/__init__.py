@@ -1,0 +1,1 @@
+"""Alerting: rules, evaluation, incidents, silences and notifiers."""
