@@ -97,6 +97,15 @@ def _problem(name: object, limit: int, *, path: bool) -> str | None:
     return None
 
 
+def check_path_name(name: object, what: str) -> str:
+    """A name that appears in URL paths (rule, notifier, model): the rules of model names;
+    raises :class:`ConfigError` naming ``what``."""
+    problem = _problem(name, MAX_MODEL_NAME, path=True)
+    if problem:
+        raise ConfigError(f"{what} {shown(name)} {problem}")
+    return name  # type: ignore[return-value]
+
+
 def check_model_name(name: object) -> str:
     """A model name: 1-200 characters of valid Unicode without control characters or
     ``/``, not ``.`` or ``..`` (it is a URL path segment of the HTTP API).

@@ -140,4 +140,97 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE ingested_batches ADD COLUMN IF NOT EXISTS request_hash VARCHAR",
         ],
     ),
+    (
+        6,
+        "alerting: rules, notifiers, alerts and their events, incidents, silences, outbox",
+        [
+            # times are microseconds since the epoch (UTC)
+            """CREATE TABLE IF NOT EXISTS alert_rules (
+                name VARCHAR PRIMARY KEY,
+                body VARCHAR NOT NULL,       -- the rule as JSON (Rule.to_dict)
+                source VARCHAR NOT NULL,     -- user | recommended
+                updated_us BIGINT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS alert_notifiers (
+                name VARCHAR PRIMARY KEY,
+                config VARCHAR NOT NULL,     -- JSON as given; secrets stay ${ENV} references
+                updated_us BIGINT NOT NULL
+            )""",
+            # one row per alert: a rule on a model from pending to resolved
+            """CREATE TABLE IF NOT EXISTS alerts (
+                alert_id BIGINT PRIMARY KEY,
+                rule VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                version VARCHAR,
+                state VARCHAR NOT NULL,      -- pending | firing | resolved
+                active_since_us BIGINT NOT NULL,
+                fired_us BIGINT,
+                resolved_us BIGINT,
+                last_active_us BIGINT,
+                value DOUBLE,
+                threshold DOUBLE,
+                rows_seen BIGINT,
+                labels VARCHAR NOT NULL,     -- JSON
+                annotations VARCHAR NOT NULL, -- JSON
+                fingerprint VARCHAR NOT NULL,
+                incident BIGINT,
+                notified VARCHAR,            -- status last sent: firing | resolved | NULL
+                notified_us BIGINT,
+                silenced_by VARCHAR,
+                inhibited_by VARCHAR
+            )""",
+            # when each rule last judged each model (state lives in `alerts`)
+            """CREATE TABLE IF NOT EXISTS alert_cursors (
+                rule VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                last_eval_us BIGINT NOT NULL,
+                PRIMARY KEY (rule, model)
+            )""",
+            """CREATE TABLE IF NOT EXISTS alert_events (
+                alert_id BIGINT NOT NULL,
+                at_us BIGINT NOT NULL,
+                event VARCHAR NOT NULL,      -- pending | firing | resolved | cleared
+                value DOUBLE,
+                threshold DOUBLE
+            )""",
+            """CREATE TABLE IF NOT EXISTS incidents (
+                id BIGINT PRIMARY KEY,
+                title VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,     -- open | acknowledged | resolved
+                opened_us BIGINT NOT NULL,
+                acknowledged_us BIGINT,
+                resolved_us BIGINT,
+                last_activity_us BIGINT NOT NULL,
+                models VARCHAR NOT NULL      -- JSON list
+            )""",
+            """CREATE TABLE IF NOT EXISTS incident_events (
+                incident BIGINT NOT NULL,
+                at_us BIGINT NOT NULL,
+                kind VARCHAR NOT NULL,
+                alert_id BIGINT,
+                detail VARCHAR NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS silences (
+                id VARCHAR PRIMARY KEY,
+                matchers VARCHAR NOT NULL,   -- JSON object: label -> value
+                starts_us BIGINT NOT NULL,
+                ends_us BIGINT NOT NULL,
+                comment VARCHAR NOT NULL,
+                created_by VARCHAR,
+                created_us BIGINT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS notification_outbox (
+                id BIGINT PRIMARY KEY,
+                notifier VARCHAR NOT NULL,
+                dedup_key VARCHAR NOT NULL UNIQUE,
+                payload VARCHAR NOT NULL,    -- JSON notification record
+                created_us BIGINT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_us BIGINT,      -- NULL once sent or given up
+                sent_us BIGINT,
+                gave_up_us BIGINT,
+                last_error VARCHAR
+            )""",
+        ],
+    ),
 ]
