@@ -68,6 +68,9 @@ class Service:
         self.registry = self.engine.registry
         # feature columns per model (default $MLPULSE_MAX_FEATURES or 1,000)
         self.registry.max_features = max_features
+        from .alerts.evaluator import Settings
+
+        self.alert_settings = Settings()
 
     @classmethod
     def open(cls, path: str = ":memory:", *, max_features: int | None = None) -> Service:
@@ -598,6 +601,202 @@ class Service:
         spec = self.registry.get(name)
         self.registry.require_version(spec, version)
         log_resource_usage(self.store, spec, version, memory_mb, timestamp)
+
+
+    # -- alerting ---------------------------------------------------------------------------
+
+    def load_rules(self, source: Any, replace: bool = False) -> list[str]:
+        """Store rules and notifiers from a path, YAML text or list of dicts (a rule of the
+        same name is replaced; ``replace`` drops the other user rules and notifiers first);
+        returns the rule names. Raises ``RuleError`` naming the rule and the field."""
+        from .alerts.rules import parse_rules
+        from .store import alerts as alert_store
+
+        parsed = parse_rules(source)
+        for rule in parsed.rules:
+            if rule.model != "*":
+                self._check_rule_model(rule)
+        alert_store.save_rules(self.store, parsed.rules, replace=replace)
+        if parsed.notifiers or replace:
+            alert_store.save_notifiers(self.store, parsed.notifiers, replace=replace)
+        return [r.name for r in parsed.rules]
+
+    def _check_rule_model(self, rule: Any) -> None:
+        """A rule naming a registered model must name a value that model has."""
+        from .alerts.values import kind
+        from .errors import RuleError
+        from .metrics.catalog import metric_names
+        from .metrics.custom import registered
+
+        try:
+            spec = self.registry.get(rule.model)
+        except UnknownModelError:
+            return  # a model registered later: judged when it exists
+        metric = rule.metric
+        if kind(metric) == "metrics" and metric not in metric_names(spec.task) and metric not in registered():
+            raise RuleError(
+                f"rule {rule.name!r}: field 'metric': model {spec.name!r} ({spec.task}) has no metric "
+                f"{metric!r}; known: {', '.join(metric_names(spec.task))}"
+            )
+        if rule.segment is not None:
+            from .engine.query import parse_segment
+
+            try:
+                parse_segment(spec, rule.segment)
+            except ConfigError as exc:
+                raise RuleError(f"rule {rule.name!r}: field 'segment': {exc}") from None
+
+    def rules(self) -> pd.DataFrame:
+        """The stored rules, one row each: name, model, metric, op, threshold, baseline,
+        window, for, source, enabled, and the rule as a dict in ``rule``."""
+        from .store import alerts as alert_store
+
+        dicts = alert_store.load_rule_dicts(self.store)
+        columns = ["name", "model", "metric", "op", "threshold", "baseline", "window", "for",
+                   "min_rows", "source", "enabled"]  # fmt: skip
+        frame = pd.DataFrame([{c: d.get(c) for c in columns} for d in dicts], columns=columns)
+        frame["rule"] = dicts
+        return frame
+
+    def delete_rules(self, names: Sequence[str] | str) -> int:
+        """Delete rules by name; returns how many existed."""
+        from .store import alerts as alert_store
+
+        return alert_store.delete_rules(self.store, [names] if isinstance(names, str) else list(names))
+
+    def notifiers(self) -> list[dict[str, Any]]:
+        """The stored notifier configurations (secrets stay ``${ENV}`` references)."""
+        from .store import alerts as alert_store
+
+        return alert_store.load_notifiers(self.store)
+
+    def evaluate(self, at: Any = None) -> pd.DataFrame:
+        """Evaluate every stored rule at ``at`` (default now): one row per rule and model."""
+        from .alerts.evaluator import evaluate
+
+        return evaluate(self, at, settings=self.alert_settings)
+
+    def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame:
+        """Every alert (pending, firing, resolved), newest first."""
+        from .store import alerts as alert_store
+
+        if state is not None and state not in ("pending", "firing", "resolved"):
+            raise ConfigError(f"state must be 'pending', 'firing' or 'resolved', got {state!r}")
+        return alert_store.alerts_frame(self.store, state=state, model=model)
+
+    def incidents(self, status: str | None = None) -> pd.DataFrame:
+        """Incidents, newest first: id, title, status, opened_at, resolved_at, models, alerts."""
+        from .store import alerts as alert_store
+
+        if status is not None and status not in ("open", "acknowledged", "resolved"):
+            raise ConfigError(f"status must be 'open', 'acknowledged' or 'resolved', got {status!r}")
+        return alert_store.incidents_frame(self.store, status=status)
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        """One incident: its fields, ``alerts`` and ``timeline`` (DataFrames)."""
+        from .errors import RuleError
+        from .store import alerts as alert_store
+
+        number = _incident_id(incident_id)
+        row = alert_store.get_incident(self.store, number)
+        if row is None:
+            raise RuleError(f"unknown incident {incident_id!r}")
+        return {
+            "id": row.id,
+            "title": row.title,
+            "status": row.status,
+            "opened_at": _time(row.opened_us),
+            "acknowledged_at": _time(row.acknowledged_us),
+            "resolved_at": _time(row.resolved_us),
+            "models": row.models,
+            "alerts": alert_store.incident_alerts(self.store, number),
+            "timeline": alert_store.incident_timeline(self.store, number),
+        }
+
+    def acknowledge(self, incident_id: int) -> None:
+        """Mark an open incident acknowledged (notifications go on)."""
+        from ._time import now_micros
+        from .errors import RuleError
+        from .store import alerts as alert_store
+
+        if not alert_store.acknowledge_incident(self.store, _incident_id(incident_id), now_micros()):
+            raise RuleError(f"unknown incident {incident_id!r}")
+
+    def silence(
+        self,
+        matchers: dict[str, str],
+        duration: Any = "2h",
+        comment: str = "",
+        created_by: str | None = None,
+        start: Any = None,
+    ) -> str:
+        """Silence the alerts whose labels (and ``rule``, ``model``) match every matcher,
+        from ``start`` (default now) for ``duration``; returns the silence's id."""
+        import uuid
+
+        from ._time import now_micros, parse_duration
+        from .errors import RuleError
+        from .store import alerts as alert_store
+
+        if not isinstance(matchers, dict) or not matchers:
+            raise RuleError("silence: field 'matchers': a non-empty mapping of label -> value is required")
+        for key, value in matchers.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key:
+                raise RuleError(f"silence: field 'matchers': {key!r}: {value!r} must map a label to a string")
+        try:
+            length = parse_duration(duration)
+        except ConfigError as exc:
+            raise RuleError(f"silence: field 'duration': {exc}") from None
+        if not isinstance(comment, str) or (created_by is not None and not isinstance(created_by, str)):
+            raise RuleError("silence: fields 'comment' and 'created_by' must be strings")
+        now = now_micros()
+        begin = to_micros(start) if start is not None else now
+        silence = alert_store.SilenceRow(
+            id=uuid.uuid4().hex[:12], matchers=dict(matchers), starts_us=begin,
+            ends_us=begin + length, comment=comment, created_by=created_by, created_us=now,
+        )  # fmt: skip
+        alert_store.add_silence(self.store, silence)
+        return silence.id
+
+    def silences(self) -> pd.DataFrame:
+        """Every silence: id, matchers, starts_at, ends_at, comment, created_by, active."""
+        from ._time import now_micros
+        from .store import alerts as alert_store
+
+        return alert_store.silences_frame(self.store, now_micros())
+
+    def expire_silence(self, silence_id: str) -> None:
+        """End a silence now."""
+        from ._time import now_micros
+        from .errors import RuleError
+        from .store import alerts as alert_store
+
+        if not isinstance(silence_id, str) or not alert_store.expire_silence(self.store, silence_id, now_micros()):
+            raise RuleError(f"unknown silence {silence_id!r}")
+
+    def notifications(self) -> pd.DataFrame:
+        """The notification outbox: id, notifier, status (pending|sent|failed), attempts, ..."""
+        from .store import alerts as alert_store
+
+        return alert_store.outbox(self.store)
+
+
+def _incident_id(value: Any) -> int:
+    from .errors import RuleError
+
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RuleError(f"unknown incident {value!r}: ids are integers") from None
+    if isinstance(value, bool) or number != value and str(number) != str(value):
+        raise RuleError(f"unknown incident {value!r}: ids are integers")
+    return number
+
+
+def _time(micros: int | None) -> Any:
+    from ._time import from_micros
+
+    return from_micros(micros) if micros is not None else None
 
 
 def as_prediction(table: pa.Table, column: str, prediction: str) -> pa.Table:

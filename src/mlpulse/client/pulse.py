@@ -20,6 +20,7 @@ from ..engine.ingest import IngestReport
 from ..errors import ConfigError
 from ..schema import ModelSpec
 from ..service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
+from .alerting import Incident, Rules
 from .transport import Transport
 
 log = logging.getLogger("mlpulse")
@@ -128,6 +129,58 @@ class Pulse:
     def models(self) -> list[str]:
         """Names of the registered models."""
         return self._transport.models()
+
+    # -- alerting -----------------------------------------------------------------------
+
+    @property
+    def rules(self) -> Rules:
+        """Alert rules: ``pulse.rules.load(...)``, ``.list()``, ``.delete(name)``."""
+        return Rules(self._transport)
+
+    def evaluate(self, at: Any = None) -> pd.DataFrame:
+        """Evaluate every rule once at ``at`` (default now), as a live evaluator running at
+        that time would have: one row per rule and model with state, value and threshold."""
+        self._check_open()
+        return self._transport.evaluate(at)
+
+    def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame:
+        """Alerts, newest first: rule, model, state (pending|firing|resolved), value,
+        threshold, labels, started_at, resolved_at, incident, ..."""
+        return self._transport.alerts(state=state, model=model)
+
+    def incidents(self, status: str | None = None) -> pd.DataFrame:
+        """Incidents, newest first: id, title, status (open|acknowledged|resolved),
+        opened_at, resolved_at, models, alerts."""
+        return self._transport.incidents(status=status)
+
+    def incident(self, id: int) -> Incident:
+        """One incident with its alerts and timeline."""
+        found = self._transport.incident(id)
+        return Incident(**found, _transport=self._transport)
+
+    def silence(
+        self,
+        matchers: dict[str, str],
+        duration: Any = "2h",
+        comment: str = "",
+        created_by: str | None = None,
+        start: Any = None,
+    ) -> str:
+        """Silence matching alerts (labels, ``rule``, ``model``) for ``duration``: they keep
+        their state but send nothing. Returns the silence id."""
+        return self._transport.silence(matchers, duration, comment, created_by, start)
+
+    def silences(self) -> pd.DataFrame:
+        """Every silence with its matchers, times and whether it is active."""
+        return self._transport.silences()
+
+    def expire_silence(self, id: str) -> None:
+        """End a silence now."""
+        self._transport.expire_silence(id)
+
+    def notifications(self) -> pd.DataFrame:
+        """The notification outbox: what was sent, is pending or failed, and why."""
+        return self._transport.notifications()
 
     # -- lifecycle ----------------------------------------------------------------------
 
