@@ -123,9 +123,11 @@ class Service:
         threshold: float | None = None,
         classes: Sequence[Any] | None = None,
         segments: Sequence[str] | None = None,
+        recommended_rules: bool = True,
     ) -> tuple[ModelSpec, str]:
         """Register a model version (first call) or return the registered one, as
         ``(spec, version)``; ``version=None`` is the latest version (``"v1"`` for a new model).
+        ``recommended_rules=False``: no default alert rules for this model.
 
         ``features`` is a list of column names, or a mapping column -> kind (``numeric`` |
         ``categorical``) as inferred from a reference elsewhere. A call that contradicts the

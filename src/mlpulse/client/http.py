@@ -73,6 +73,9 @@ _BY_CODE: dict[str, type[Exception]] = {
     "unknown_metric": errors.UnknownMetricError,
     "schema_error": errors.SchemaError,
     "invalid_argument": errors.ConfigError,
+    "invalid_rule": errors.RuleError,
+    "unknown_incident": errors.RuleError,
+    "unknown_silence": errors.RuleError,
     "idempotency_conflict": errors.IdempotencyConflictError,
 }
 

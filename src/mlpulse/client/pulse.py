@@ -100,11 +100,13 @@ class Pulse:
         threshold: float | None = None,
         classes: Sequence[Any] | None = None,
         segments: Sequence[str] | None = None,
+        recommended_rules: bool = True,
     ) -> Model:
         """Register a model version (first call) or return the registered one.
 
         With only a name (and version), the stored model is returned; a call that
         contradicts what is stored (another task, say) raises ``ModelConflictError``.
+        ``recommended_rules=False`` creates no default alert rules for the model.
         """
         self._check_open()
         if isinstance(features, str):
@@ -120,6 +122,7 @@ class Pulse:
             threshold=threshold,
             classes=classes,
             segments=list(segments) if segments is not None else None,
+            recommended_rules=recommended_rules,
         )
         key = (name, version)
         if key not in self._models:

@@ -27,10 +27,18 @@ from urllib.parse import quote as urlquote
 import pandas as pd
 import pyarrow as pa
 
+from .._frames import frame_from_arrow
 from .._time import from_micros, parse_duration, to_micros
 from ..engine.ingest import IngestReport
 from ..errors import ConfigError, SchemaError, UnknownModelError
-from ..schema import ModelSpec, check_model_name, check_version_name, infer_features, to_arrow
+from ..schema import (
+    ModelSpec,
+    check_model_name,
+    check_path_name,
+    check_version_name,
+    infer_features,
+    to_arrow,
+)
 from ..service import LOG_ID, LOG_LABEL, LOG_PREDICTION, LOG_TS
 from .batcher import Batcher
 from .http import AuthenticationError, HttpSession, ServerUnavailableError, clean_api_key
@@ -182,6 +190,7 @@ class HttpTransport:
         threshold: float | None = None,
         classes: Sequence[Any] | None = None,
         segments: Sequence[str] | None = None,
+        recommended_rules: bool = True,
     ) -> tuple[ModelSpec | None, str]:
         """Register a model version on the server (first call) or return the registered one;
         same arguments, results and errors as :meth:`Service.register`.
@@ -228,6 +237,8 @@ class HttpTransport:
             body["features"] = list(features)
 
         registering = len(body) > (2 if version is not None else 1)
+        if not recommended_rules:
+            body["recommended_rules"] = False
         try:
             info = self._register_or_get(body, registering)
         except ServerUnavailableError:
@@ -496,6 +507,107 @@ class HttpTransport:
     def skew(self, name: str, version: str, tolerance: float = 1e-9) -> pd.DataFrame:
         return self._get_frame(f"{_version_path(name, version)}/skew", {"tolerance": tolerance})
 
+    # -- alerting -----------------------------------------------------------------------
+
+    def load_rules(self, source: Any, replace: bool = False) -> list[str]:
+        """Rules (and notifiers) are parsed and checked here (a path is read here, never on
+        the server), then stored by the server, which checks them against its models."""
+        from ..alerts.rules import parse_rules
+
+        parsed = parse_rules(source)
+        body = {"rules": [r.to_dict() for r in parsed.rules], "notifiers": parsed.notifiers}
+        params = {"replace": "true" if replace else "false"}
+        return list(self._request("POST", "/api/v1/rules", json=body, params=params).json()["rules"])
+
+    def rules(self) -> pd.DataFrame:
+        return self._get_table("/api/v1/rules", {})
+
+    def delete_rules(self, names: Sequence[str] | str) -> int:
+        deleted = 0
+        for name in [names] if isinstance(names, str) else list(names):
+            try:  # a name no rule can have (it appears in the URL path) names no rule
+                check_path_name(name, "rule name")
+            except ConfigError:
+                continue
+            path = f"/api/v1/rules/{urlquote(name, safe='')}"
+            deleted += int(self._request("DELETE", path).json()["deleted"])
+        return deleted
+
+    def notifiers(self) -> list[dict[str, Any]]:
+        return list(self._get_json("/api/v1/notifiers")["notifiers"])
+
+    def evaluate(self, at: Any = None) -> pd.DataFrame:
+        response = self._request(
+            "POST", "/api/v1/evaluate", json={"at": _iso(at)}, headers={"Accept": ARROW}
+        )
+        return frame_from_arrow(response.content)
+
+    def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame:
+        return self._get_table("/api/v1/alerts", {"state": state, "model": model})
+
+    def incidents(self, status: str | None = None) -> pd.DataFrame:
+        return self._get_table("/api/v1/incidents", {"status": status})
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        path = _incident_path(incident_id)
+        found = self._get_json(path)
+        out = {k: found[k] for k in ("id", "title", "status")}
+        for key in ("opened_at", "acknowledged_at", "resolved_at"):
+            out[key] = from_micros(to_micros(found[key])) if found[key] is not None else None
+        out["models"] = list(found["models"])
+        out["alerts"] = self._get_table(f"{path}/alerts", {})
+        out["timeline"] = self._get_table(f"{path}/timeline", {})
+        return out
+
+    def acknowledge(self, incident_id: int) -> None:
+        self._request("POST", f"{_incident_path(incident_id)}/acknowledge")
+
+    def silence(
+        self,
+        matchers: dict[str, str],
+        duration: Any = "2h",
+        comment: str = "",
+        created_by: str | None = None,
+        start: Any = None,
+    ) -> str:
+        from ..errors import RuleError
+
+        if not isinstance(matchers, dict) or not matchers:
+            raise RuleError("silence: field 'matchers': a non-empty mapping of label -> value is required")
+        if not isinstance(comment, str) or (created_by is not None and not isinstance(created_by, str)):
+            raise RuleError("silence: fields 'comment' and 'created_by' must be strings")
+        if not isinstance(duration, str):
+            try:
+                duration = _step(duration)
+            except ConfigError as exc:
+                raise RuleError(f"silence: field 'duration': {exc}") from None
+        body = {
+            "matchers": matchers, "duration": duration, "comment": comment,
+            "created_by": created_by, "start": _iso(start),
+        }  # fmt: skip
+        return str(self._request("POST", "/api/v1/silences", json=body).json()["id"])
+
+    def silences(self) -> pd.DataFrame:
+        return self._get_table("/api/v1/silences", {})
+
+    def expire_silence(self, silence_id: str) -> None:
+        from ..errors import RuleError
+
+        try:  # ids are short hex strings: anything else (a '/', say) is no silence
+            check_path_name(silence_id, "silence id")
+        except ConfigError:
+            raise RuleError(f"unknown silence {silence_id!r}") from None
+        self._request("DELETE", f"/api/v1/silences/{urlquote(silence_id, safe='')}")
+
+    def notifications(self) -> pd.DataFrame:
+        return self._get_table("/api/v1/notifications", {})
+
+    def _get_table(self, path: str, params: dict[str, Any]) -> pd.DataFrame:
+        """A table route's frame, exactly as the service built it (see ``_frames``)."""
+        params = {k: v for k, v in params.items() if v is not None}
+        response = self._request("GET", path, params=params, headers={"Accept": ARROW})
+        return frame_from_arrow(response.content)
+
     def _register_or_get(self, body: dict[str, Any], registering: bool) -> dict[str, Any]:
         name = body["name"]
         if not registering:
@@ -663,6 +775,17 @@ class HttpTransport:
 
 def _model_path(name: str) -> str:
     return f"/api/v1/models/{urlquote(check_model_name(name), safe='')}"
+
+
+def _incident_path(incident_id: Any) -> str:
+    """The incident's URL path; an id that is no 64-bit integer names no incident."""
+    from ..errors import RuleError
+    from ..service import _incident_id
+
+    number = _incident_id(incident_id)
+    if not -(2**63) <= number < 2**63:
+        raise RuleError(f"unknown incident {incident_id!r}")
+    return f"/api/v1/incidents/{number}"
 
 
 def _version_path(name: str, version: str) -> str:

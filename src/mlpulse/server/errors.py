@@ -82,6 +82,7 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (mlerrors.IdempotencyConflictError, 409, "idempotency_conflict"),
     (mlerrors.UnknownMetricError, 422, "unknown_metric"),
     (mlerrors.SchemaError, 422, "schema_error"),
+    (mlerrors.RuleError, 422, "invalid_rule"),
     (mlerrors.ConfigError, 422, "invalid_argument"),
     (mlerrors.StoreError, 503, "store_unavailable"),
     (mlerrors.MlpulseError, 400, "bad_request"),

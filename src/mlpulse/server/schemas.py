@@ -26,6 +26,8 @@ class RegisterRequest(BaseModel):
     threshold: float | None = None
     classes: list[str] | None = None
     segments: list[str] | None = None
+    #: false: no default alert rules for this model (``pulse.model(recommended_rules=False)``)
+    recommended_rules: bool = True
 
     @field_validator("name", "version", "prediction", "label", "classes", "segments", "features")
     @classmethod

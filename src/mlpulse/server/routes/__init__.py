@@ -1,7 +1,8 @@
 """The ``/api/v1`` routes, one module per area: ``models`` (registration, reference data,
 constraints, training info), ``ingest`` (predictions, labels, training features, resource
 usage), ``queries`` (tables: metrics, summary, estimate, skew, quarantine), ``analyses``
-(drift, quality, checks) and ``keys``; ``common`` holds what they share.
+(drift, quality, checks), ``alerts`` (rules, evaluation, alerts, incidents, silences,
+notifications) and ``keys``; ``common`` holds what they share.
 
 Every route parses the request, calls the app's
 :class:`~mlpulse.service.Service` and serialises the answer. Handlers that touch the
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import analyses, ingest, keys, models, queries
+from . import alerts, analyses, ingest, keys, models, queries
 from .common import records, require
 
 router = APIRouter(prefix="/api/v1")
-for _module in (models, ingest, queries, analyses, keys):
+for _module in (models, ingest, queries, analyses, alerts, keys):
     router.include_router(_module.router)
 
 __all__ = ["records", "require", "router"]

@@ -72,6 +72,7 @@ def register_model(
         threshold=body.threshold,
         classes=body.classes,
         segments=body.segments,
+        recommended_rules=body.recommended_rules,
     )
     return JSONResponse(info(svc, spec, version))
 
