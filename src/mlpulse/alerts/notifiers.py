@@ -87,11 +87,13 @@ log = logging.getLogger("mlpulse.alerts")
 class NotifierError(MlpulseError):
     """A notification could not be sent; the message names the notifier and the reason, never
     a secret. ``retryable`` is False where sending it again cannot help (HTTP 4xx, a refused
-    address, an unset environment variable)."""
+    address, an unset environment variable); ``unreachable`` is True where the receiver did
+    not answer at all (refused connection, timeout), so later sends would fail the same way."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, unreachable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.unreachable = unreachable
 
 
 # -- validation --------------------------------------------------------------------------
@@ -670,10 +672,12 @@ def _post(config: dict, body: Any, client: httpx.Client | None, secrets: set[str
     try:
         response = http.post(_endpoint(config), content=content, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
-        raise NotifierError(f"{who}: timed out after {config['timeout']:g}s") from None
+        raise NotifierError(
+            f"{who}: timed out after {config['timeout']:g}s", unreachable=True
+        ) from None
     except httpx.HTTPError as exc:
         reason = scrub(str(exc), secrets) or type(exc).__name__
-        raise NotifierError(f"{who}: {reason}") from None
+        raise NotifierError(f"{who}: {reason}", unreachable=True) from None
     finally:
         if own:
             http.close()
@@ -720,10 +724,10 @@ def _send_email(config: dict, payload: dict, secrets: set[str]) -> None:
             retryable=False,
         ) from None
     except TimeoutError:
-        raise NotifierError(f"{who}: timed out after {timeout:g}s") from None
+        raise NotifierError(f"{who}: timed out after {timeout:g}s", unreachable=True) from None
     except (OSError, smtplib.SMTPException) as exc:
         reason = scrub(str(exc), secrets) or type(exc).__name__
-        raise NotifierError(f"{who}: {reason}") from None
+        raise NotifierError(f"{who}: {reason}", unreachable=True) from None
     if refused:
         raise NotifierError(
             f"{who}: sent, but these recipients were refused: "
