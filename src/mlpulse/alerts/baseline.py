@@ -44,9 +44,9 @@ baseline (see :func:`check_baseline`) are refused when the rule is loaded.
 >>> model = pulse.model("churn", task="binary", reference=ref, prediction="score")
 >>> band = reference_band(pulse.service, model.name, model.version, "accuracy", rows=200)
 >>> round(band.value, 3), round(band.sd, 3), band.n_reference
-(0.738, 0.031, 2000)
+(0.738, 0.033, 2000)
 >>> round(band.threshold("<", tolerance=0.0, width=3.0), 3)
-0.644
+0.637
 >>> pulse.close()
 """
 
@@ -73,7 +73,7 @@ RESAMPLES = 200
 #: Seed of the bootstrap (bands are deterministic).
 SEED = 20260105
 #: Bounds of the bootstrap sample size ``m`` (``rows`` rounded to a power of two).
-MIN_SAMPLE, MAX_SAMPLE = 16, 4096
+MIN_SAMPLE, MAX_SAMPLE = 16, 512
 #: Reference rows the band's bootstrap draws from at most (a uniform subsample beyond);
 #: the value itself is always computed on every reference row.
 MAX_BAND_ROWS = 200_000
@@ -178,36 +178,59 @@ def baseline_threshold(
 def reference_band(service: Any, name: str, version: str, metric: str, rows: int) -> Band | None:
     """The reference value and band of ``metric`` for windows of ``rows`` rows, or None when
     the reference cannot give one (see the module docstring)."""
-    from ..drift.sources import reference_identity, reference_version
-
     if not (isinstance(rows, int | np.integer) and rows > 0):
         return None
-    store, registry = service.store, service.registry
-    spec = registry.get(name)
-    ref = reference_version(store, spec, version)
-    if ref is None:
-        return None
-    identity = reference_identity(store, spec, ref)
-    m = sample_size(int(rows))
-    key = ("baseline_band", spec.model_id, ref, spec.threshold, spec.classes, metric, m)
-    found = store.reference_memo.get(key, identity) if identity is not None else None
+    store = service.store
+    spec = service.registry.get(name)
+    found = _reference_of(store, spec, version)
     if found is None:
+        return None
+    ref, identity = found
+    m = sample_size(int(rows))
+    # the label metrics of a task share one bootstrap (one build of the samples' states)
+    family = "labels" if metric in TASK_METRICS[spec.task] else metric
+    key = ("baseline_band", spec.model_id, ref, spec.threshold, spec.classes, family, m)
+    results = store.reference_memo.get(key, identity) if identity is not None else None
+    if results is None:
         data = _reference_data(service, spec, ref, identity)
-        found = _bootstrap(service, spec, ref, data, metric, m)
+        results = _bootstrap(service, spec, ref, data, family, m)
         if identity is not None:
-            store.reference_memo.put(key, identity, found, size=512)
-    value, sd_m, n_ref = found
+            store.reference_memo.put(key, identity, results, size=256 + 64 * len(results))
+    value, sd_m, n_ref = results.get(metric, _NONE)
     if not (math.isfinite(value) and math.isfinite(sd_m) and n_ref >= 2):
         return None
     sd = sd_m * math.sqrt(m / rows) * math.sqrt(1.0 + rows / n_ref)
     return Band(value=float(value), sd=float(sd), rows=int(rows), n_reference=int(n_ref))
 
 
+def _reference_of(store: Any, spec: ModelSpec, version: str) -> tuple[str, Any] | None:
+    """(the version whose reference applies, its identity), or None without a reference.
+
+    A version with its own reference is recognised from the profile cache (no query: a
+    round of many rules asks this once per rule); others take ``reference_version``'s probe.
+    """
+    from ..drift.sources import reference_identity, reference_version
+
+    identity = reference_identity(store, spec, version)
+    if identity is not None:
+        key = ("baseline_reference_rows", spec.model_id, version)
+        has_rows = store.reference_memo.get(key, identity)
+        if has_rows is None:
+            has_rows = reference_version(store, spec, version) == version
+            store.reference_memo.put(key, identity, has_rows, size=64)
+        if has_rows:
+            return version, identity
+    ref = reference_version(store, spec, version)
+    if ref is None:
+        return None
+    return ref, reference_identity(store, spec, ref)
+
+
 def sample_size(rows: int) -> int:
     """``rows`` rounded to the nearest power of two within [MIN_SAMPLE, MAX_SAMPLE].
 
     >>> [sample_size(n) for n in (1, 100, 1000, 10**6)]
-    [16, 128, 1024, 4096]
+    [16, 128, 512, 512]
     """
     power = 2 ** round(math.log2(max(rows, 1)))
     return int(min(MAX_SAMPLE, max(MIN_SAMPLE, power)))
@@ -284,6 +307,11 @@ def _clean_pairs(spec: ModelSpec, table: pa.Table) -> _Reference:
             if spec.task == "binary":
                 ok &= (label == 0.0) | (label == 1.0)
     y_true, y_pred = label[ok], pred[ok]
+    if spec.task != "multiclass":
+        # ordered by prediction: sorted bootstrap indices then give sorted scores, which
+        # the state builders group fastest (the multiset of each sample is unchanged)
+        order = np.argsort(y_pred, kind="stable")
+        y_true, y_pred = y_true[order], y_pred[order]
     if spec.task == "binary":
         y_true = y_true.astype(np.int64)
     return _Reference(y_true, y_pred, label[ok], pred[ok], scores)
@@ -302,55 +330,60 @@ def _text_ok(
     return ok
 
 
+_NONE = (math.nan, math.nan, 0)
+
+
 def _bootstrap(
-    service: Any, spec: ModelSpec, ref: str, data: _Reference, metric: str, m: int
-) -> tuple[float, float, int]:
-    """``(reference value, sd of the metric over bootstrap samples of m rows, n)``;
-    NaN value where the reference lacks what the metric needs."""
-    none = (math.nan, math.nan, 0)
+    service: Any, spec: ModelSpec, ref: str, data: _Reference, family: str, m: int
+) -> dict[str, tuple[float, float, int]]:
+    """metric -> ``(reference value, sd of the metric over bootstrap samples of m rows, n)``
+    for the metrics of ``family`` (``labels``: every label metric of the task; else the one
+    metric); empty where the reference lacks what they need."""
     rng = np.random.default_rng(SEED)
-    if metric.startswith("estimate:"):
-        return _estimate_bootstrap(service, spec, ref, data, metric[len("estimate:") :], m, rng)
-    if metric in ("prediction_mean", POSITIVE_RATE):
+    if family.startswith("estimate:"):
+        name = family[len("estimate:") :]
+        return {family: _estimate_bootstrap(service, spec, ref, data, name, m, rng)}
+    if family in ("prediction_mean", POSITIVE_RATE):
         x = data.scores
         if x is None or len(x) < 2 or spec.task == "multiclass":
-            return none
-        if metric == POSITIVE_RATE:
+            return {}
+        if family == POSITIVE_RATE:
             if spec.task != "binary":
-                return none
+                return {}
             x = (x >= spec.threshold).astype(np.float64)
         idx = _indices(rng, len(x), m)
-        return float(np.mean(x)), _sd(x[idx].mean(axis=1)), len(x)
+        return {family: (float(np.mean(x)), _sd(x[idx].mean(axis=1)), len(x))}
     if data.y_true is None or data.y_pred is None or len(data.y_true) < 2:
-        return none
+        return {}
     n = len(data.y_true)
-    task_metrics = TASK_METRICS[spec.task]
-    if metric in task_metrics:
-        fn = task_metrics[metric]
-        value = fn(_states(spec, data.y_true, data.y_pred, np.zeros(n, np.int64), 1)[0])
-        idx = _indices(rng, n, m)
+    idx = _indices(rng, n, m)
+    if family == "labels":
+        whole = _states(spec, data.y_true, data.y_pred, np.zeros(n, np.int64), 1)[0]
         group = np.repeat(np.arange(RESAMPLES, dtype=np.int64), m)
-        states = _states(spec, data.y_true[idx.ravel()], data.y_pred[idx.ravel()], group, RESAMPLES)
-        return float(value), _sd(np.array([fn(s) for s in states], dtype=np.float64)), n
-    custom = registered().get(metric)
+        flat = idx.ravel()
+        states = _states(spec, data.y_true[flat], data.y_pred[flat], group, RESAMPLES)
+        return {
+            name: (float(fn(whole)), _sd(np.array([fn(s) for s in states], np.float64)), n)
+            for name, fn in TASK_METRICS[spec.task].items()
+        }
+    custom = registered().get(family)
     if custom is None or data.raw_true is None or data.raw_pred is None:
-        return none
+        return {}
     try:
         value = float(custom(data.raw_true, data.raw_pred))
-        idx = _indices(rng, n, m)
         draws = np.array([float(custom(data.raw_true[i], data.raw_pred[i])) for i in idx])
     except Exception:  # a user's function: a failure means no baseline, not a failed round
-        return none
-    return value, _sd(draws), n
+        return {}
+    return {family: (value, _sd(draws), n)}
 
 
 def _indices(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
     """RESAMPLES x m row indices drawn with replacement from ``n`` rows (from a uniform
-    subsample of MAX_BAND_ROWS rows when there are more)."""
+    subsample of MAX_BAND_ROWS rows when there are more), each sample's ascending."""
     if n > MAX_BAND_ROWS:
         pool = rng.choice(n, MAX_BAND_ROWS, replace=False)
-        return pool[rng.integers(0, MAX_BAND_ROWS, size=(RESAMPLES, m))]
-    return rng.integers(0, n, size=(RESAMPLES, m))
+        return np.sort(pool[rng.integers(0, MAX_BAND_ROWS, size=(RESAMPLES, m))], axis=1)
+    return np.sort(rng.integers(0, n, size=(RESAMPLES, m)), axis=1)
 
 
 def _sd(draws: np.ndarray) -> float:
@@ -387,7 +420,7 @@ def _estimate_bootstrap(
     from ..estimation.cbpe import MAX_POINTS, METRICS, _auc, _metrics
     from ..estimation.compute import calibrator
 
-    none = (math.nan, math.nan, 0)
+    none = _NONE
     if spec.task != "binary" or name not in METRICS or data.scores is None or len(data.scores) < 2:
         return none
     try:

@@ -70,9 +70,9 @@ def recommended_rules(spec: ModelSpec, reference_columns: Collection[str] | None
     """The recommended rules of a model whose reference has ``reference_columns`` (None or
     empty: no reference, no rules). Performance rules need the prediction and label columns
     in the reference; the others need only a reference."""
-    if not reference_columns:
+    columns = set(reference_columns) if reference_columns is not None else set()
+    if not columns:
         return []
-    columns = set(reference_columns)
     labeled = spec.prediction in columns and spec.label in columns
     model = spec.name
     rules: list[dict[str, Any]] = []
