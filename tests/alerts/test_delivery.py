@@ -120,7 +120,7 @@ class TestIsolation:
             ],
         )
         for i in range(3):
-            enqueue(store, "dead", f"d{i}", make_record(incident=i))
+            enqueue(store, "dead", f"d{i}", make_record(fingerprint=f"{i:016x}"))
         enqueue(store, "ok", "o1", make_record())
         enqueue(store, "ok", "o2", make_record("resolved"))
         assert w.run_once(at(0)) == 2
@@ -231,15 +231,16 @@ class TestOutbox:
         assert hook.requests == [] and rows(store)["ops/resolved"]["status"] == "sent"
 
     def test_resolved_never_overtakes_its_firing(self, store: Store, receiver: Any) -> None:
-        """The firing fails and backs off; the resolved, due sooner, waits for it."""
+        """The trigger fails and backs off; the resolve of that alert, due sooner, waits for
+        it (another alert of the same incident does not)."""
         hook = receiver([500])
         w = worker(
             store, [{"name": "pd", "type": "pagerduty", "routing_key": "k", "url": hook.url}]
         )
         enqueue(store, "pd", "fire", make_record(), at(0))
         enqueue(store, "pd", "resolve", make_record("resolved"), at(0.5))
-        other = make_record(incident=9, fingerprint="9" * 16)
-        enqueue(store, "pd", "other", other, at(0.5))  # another group: not held back
+        other = make_record(labels={"alertname": "x"}, fingerprint="9" * 16)
+        enqueue(store, "pd", "other", other, at(0.5))  # another alert: not held back
         w.run_once(at(0.5))
         w.run_once(at(0.8))
         assert [r.json["event_action"] for r in hook.requests] == ["trigger", "trigger"]

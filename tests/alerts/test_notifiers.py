@@ -518,3 +518,27 @@ class TestEmail:
         ) as info:
             send(config, record())
         assert info.value.retryable
+
+
+class TestEnvironmentUrls:
+    """A URL, or part of one, may come from the environment; it is never shown."""
+
+    def test_whole_url_from_the_environment(self, record: Any, env: Any) -> None:
+        port = closed_port()
+        env(SLACK_URL=f"http://127.0.0.1:{port}/services/T0/B0/S3CRETPATH")
+        with pytest.raises(NotifierError) as info:
+            send({"name": "chat", "type": "slack", "url": "${SLACK_URL}"}, record())
+        assert "S3CRETPATH" not in str(info.value) and "notifier 'chat'" in str(info.value)
+
+    def test_host_from_the_environment(self, record: Any, env: Any) -> None:
+        port = closed_port()
+        env(HOOK_HOST=f"127.0.0.1:{port}")
+        with pytest.raises(NotifierError) as info:
+            send({"name": "ops", "type": "webhook", "url": "http://${HOOK_HOST}/x"}, record())
+        assert str(port) not in str(info.value)
+
+    def test_expanded_url_must_be_http(self, record: Any, env: Any) -> None:
+        env(HOOK_URL="file:///etc/passwd")
+        with pytest.raises(NotifierError, match="field 'url' is not an http") as info:
+            send({"name": "ops", "type": "webhook", "url": "${HOOK_URL}"}, record())
+        assert not info.value.retryable and "passwd" not in str(info.value)

@@ -13,8 +13,8 @@ down delays its own notifications and nothing else:
   and given up after ``max_attempts`` (a dead letter, kept in the outbox with its error and
   logged once at WARNING); an error that retrying cannot fix (HTTP 4xx, an unset environment
   variable, a notifier that no longer exists) is given up at once;
-- within one notifier, a notification waits while an earlier one about the same alert group
-  is being retried, so a ``resolved`` never overtakes its ``firing`` (the worker remembers
+- within one notifier, a notification waits while an earlier one about the same alert is
+  being retried, so a ``resolved`` never overtakes its ``firing`` (the worker remembers
   this in memory: after a restart, order follows the outbox's retry times).
 
 Errors stored in the outbox and logged never contain secrets (see
@@ -38,7 +38,7 @@ from .notifiers import NotifierError, send
 log = logging.getLogger("mlpulse.alerts")
 
 #: How long past its retry time a notification being retried holds back later ones of its
-#: alert group (it is normally retried first; this only bounds a row that vanished).
+#: alerts (it is normally retried first; this only bounds a row that vanished).
 HOLD = timedelta(minutes=1)
 
 
@@ -80,8 +80,8 @@ class DeliveryWorker:
         self._random = random.Random()
         self._lock = threading.Lock()
         self._lanes: dict[str, threading.Thread] = {}  # notifier -> its latest sending thread
-        # (notifier, alert group) -> the notification being retried: later ones of that
-        # group wait for it, so a resolve never overtakes its trigger
+        # (notifier, alert fingerprints) -> the notification being retried: later ones about
+        # the same alerts wait for it, so a resolve never overtakes its trigger
         self._waiting: dict[tuple[str, str], tuple[int, datetime]] = {}
         self._wait_lock = threading.Lock()
         self._last_error = ""
@@ -199,9 +199,9 @@ class DeliveryWorker:
         sent = 0
         down: NotifierError | None = None
         for item in items:
-            key = (item.notifier, str(item.payload.get("group_key") or item.id))
+            key = (item.notifier, _subject(item))
             if self._held(key, item.id, at):
-                continue  # an earlier notification of this alert group is being retried
+                continue  # an earlier notification about these alerts is being retried
             if down is not None:
                 self._failed(item, key, f"not tried, receiver down: {down}", True, clock())
                 continue
@@ -269,7 +269,7 @@ class DeliveryWorker:
         self._release(item.id)
 
     def _held(self, key: tuple[str, str], item_id: int, at: datetime) -> bool:
-        """Whether an earlier notification of the same notifier and alert group is being
+        """Whether an earlier notification of the same notifier and alerts is being
         retried (and not long overdue: a vanished row holds nothing back for long)."""
         with self._wait_lock:
             earlier = self._waiting.get(key)
@@ -279,6 +279,14 @@ class DeliveryWorker:
         with self._wait_lock:
             for key in [k for k, (i, _) in self._waiting.items() if i == item_id]:
                 del self._waiting[key]
+
+
+def _subject(item: outbox.OutboxItem) -> str:
+    """What a notification is about, for ordering: its alerts' fingerprints (a resolve
+    follows the trigger of the same alert), else its group key."""
+    alerts = item.payload.get("alerts") or []
+    prints = sorted(str(a.get("fingerprint")) for a in alerts if a.get("fingerprint"))
+    return "|".join(prints) or str(item.payload.get("group_key") or item.id)
 
 
 __all__ = ["DeliveryWorker"]

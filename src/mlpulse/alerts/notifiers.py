@@ -761,7 +761,8 @@ def send(config: dict, payload: dict, *, client: httpx.Client | None = None) -> 
             else:
                 for event in pagerduty_payload(expanded, payload):
                     _post(expanded, event, client, secrets)
-        except NotifierError:
+        except NotifierError as exc:  # scrubbed once more: a host may come from ${VAR} too
+            exc.args = (scrub(str(exc), secrets),)
             raise
         except Exception as exc:  # a bad record or certificate file: named, never with secrets
             reason = scrub(str(exc), secrets)
