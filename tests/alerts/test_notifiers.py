@@ -15,6 +15,7 @@ from mlpulse.alerts.notifiers import (
     alertmanager_payload,
     email_message,
     pagerduty_payload,
+    redact_config,
     send,
     slack_payload,
     validate_notifier,
@@ -542,3 +543,24 @@ class TestEnvironmentUrls:
         with pytest.raises(NotifierError, match="field 'url' is not an http") as info:
             send({"name": "ops", "type": "webhook", "url": "${HOOK_URL}"}, record())
         assert not info.value.retryable and "passwd" not in str(info.value)
+
+
+class TestRedactConfig:
+    """A notifier config shown to users hides literal secrets and keeps ${VAR} references."""
+
+    def test_literal_secrets_hidden(self) -> None:
+        shown = redact_config(
+            {
+                "name": "chat",
+                "type": "slack",
+                "url": "https://user:pw@hooks.example.com/services/T0/B0/XYZ?x=1",
+                "headers": {"Authorization": "Bearer abc", "X-Ref": "${TOKEN}"},
+            }
+        )
+        assert shown["url"] == "https://<redacted>@hooks.example.com/<redacted>?<redacted>"
+        assert shown["headers"] == {"Authorization": "<redacted>", "X-Ref": "${TOKEN}"}
+        mail = redact_config({"type": "email", "username": "u", "password": "pw"})
+        assert mail == {"type": "email", "username": "u", "password": "<redacted>"}
+        assert (
+            redact_config({"type": "pagerduty", "routing_key": "${PD}"})["routing_key"] == "${PD}"
+        )

@@ -81,8 +81,6 @@ _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _LABEL_NAME = re.compile(r"[^A-Za-z0-9_]")
 
-log = logging.getLogger("mlpulse.alerts")
-
 
 class NotifierError(MlpulseError):
     """A notification could not be sent; the message names the notifier and the reason, never
@@ -299,6 +297,42 @@ def _expand(config: dict) -> tuple[dict, set[str]]:
                     retryable=False,
                 )
     return out, {s for s in secrets if s and len(s) >= 3}
+
+
+def redact_config(config: dict) -> dict:
+    """A notifier config safe to show (``rules.list()``, the HTTP API): secret fields written
+    literally are replaced by ``<redacted>``; ``${VAR}`` references are kept (they name
+    variables, not values).
+
+    >>> redact_config({"name": "p", "type": "pagerduty", "routing_key": "abc123",
+    ...                "url": "https://pd.example/x?token=t0k", "headers": {"X-Key": "${KEY}"}})
+    {'name': 'p', 'type': 'pagerduty', 'routing_key': '<redacted>', 'url': 'https://pd.example/x?<redacted>', 'headers': {'X-Key': '${KEY}'}}
+    """
+
+    def hide(value: Any) -> Any:
+        return value if isinstance(value, str) and _REF.fullmatch(value) else "<redacted>"
+
+    out = dict(config)
+    for field in ("routing_key", "password"):
+        if field in out:
+            out[field] = hide(out[field])
+    if isinstance(out.get("headers"), dict):
+        out["headers"] = {k: hide(v) for k, v in out["headers"].items()}
+    for field in ("url", "client_url"):
+        value = out.get(field)
+        if not isinstance(value, str) or "${" in value:
+            continue
+        parts = urlsplit(value)
+        if config.get("type") == "slack" and parts.path not in ("", "/"):
+            parts = parts._replace(path="/<redacted>")
+        if parts.query:
+            parts = parts._replace(query="<redacted>")
+        if parts.password:
+            parts = parts._replace(
+                netloc=f"<redacted>@{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+            )
+        out[field] = urlunsplit(parts)
+    return out
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -779,6 +813,7 @@ __all__ = [
     "alertmanager_payload",
     "email_message",
     "pagerduty_payload",
+    "redact_config",
     "scrub",
     "send",
     "slack_payload",
