@@ -5,6 +5,7 @@
     mlpulse demo [--duration 6h] [--rate 200] [--seed 7] [--db PATH] [--force] [--quiet]
     mlpulse serve [--db PATH] [--host 127.0.0.1] [--port 8765] [--config FILE] ...
     mlpulse keys create|list|revoke [--db PATH] ...
+    mlpulse alerts test|load|list|rules|evaluate [--db PATH | --url URL] ...
     mlpulse version
 
 Each subcommand is a ``_add_<name>`` function that declares its arguments and a
@@ -174,6 +175,29 @@ def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=int,
         help="most open connections; more get 503 (default: 1000)",
     )
+    parser.add_argument(
+        "--rules",
+        metavar="RULES",
+        help="alert rules (YAML or JSON file) stored before serving; a bad rule stops the "
+        "start. Rules stored earlier stay (same name: replaced)",
+    )
+    parser.add_argument(
+        "--replace-rules",
+        action="store_true",
+        default=None,
+        help="with --rules: drop the other user rules and notifiers first",
+    )
+    parser.add_argument(
+        "--eval-interval",
+        metavar="DURATION",
+        help="time between evaluations of the stored alert rules (default: 30s)",
+    )
+    parser.add_argument(
+        "--external-url",
+        metavar="URL",
+        help="the server's address as users reach it, for links in notifications "
+        "(default: the listening address)",
+    )
     return parser
 
 
@@ -196,6 +220,10 @@ _SERVE_SETTINGS = (
     "body_timeout",
     "timeout_keep_alive",
     "limit_concurrency",
+    "rules",
+    "replace_rules",
+    "eval_interval",
+    "external_url",
 )
 
 
@@ -278,6 +306,162 @@ def _run_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- alerts
+
+
+def _add_alerts(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "alerts",
+        help="test, load, list and evaluate alert rules",
+        description=(
+            "Alert rules and alerts of a database file (--db) or a running server (--url). "
+            "`alerts test RULES --db DB --at TIME` shows what each rule would say at that "
+            "time (replaying the evaluations a live server would have made) without storing "
+            "anything. A server owns its database file: while it runs, use --url."
+        ),
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    test = actions.add_parser(
+        "test", help="print each rule's value and state at a time; stores nothing"
+    )
+    test.add_argument("rules", metavar="RULES", help="rules file (YAML or JSON)")
+    load = actions.add_parser("load", help="store rules (and notifiers) from a file")
+    load.add_argument("rules", metavar="RULES", help="rules file (YAML or JSON)")
+    load.add_argument(
+        "--replace", action="store_true", help="drop the other user rules and notifiers first"
+    )
+    listing = actions.add_parser("list", help="list alerts (pending, firing, resolved)")
+    listing.add_argument("--state", choices=["pending", "firing", "resolved"])
+    listing.add_argument("--model", help="only this model's alerts")
+    rules = actions.add_parser("rules", help="list the stored rules")
+    evaluate = actions.add_parser(
+        "evaluate", help="evaluate every stored rule once and store the result"
+    )
+    for action in (test, evaluate):
+        action.add_argument(
+            "--at", help="evaluation time: ISO 8601 or relative ('-2h'); default now"
+        )
+    for action in (test, load, listing, rules, evaluate):
+        action.add_argument(
+            "--db", default=None, help="database file ($MLPULSE_DB, ./mlpulse.duckdb)"
+        )
+        if action is not test:
+            action.add_argument("--url", help="a running server instead of --db")
+            action.add_argument("--api-key", help="API key for --url ($MLPULSE_API_KEY)")
+    return parser
+
+
+def _alerts_db(args: argparse.Namespace) -> str:
+    import os
+
+    from .errors import ConfigError
+
+    path = args.db or os.environ.get("MLPULSE_DB") or "./mlpulse.duckdb"
+    if path != ":memory:" and not os.path.exists(path):
+        raise ConfigError(f"no database file at {path!r}: check --db (or $MLPULSE_DB)")
+    return path
+
+
+def _run_alerts(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.console import Console
+
+    from .errors import ConfigError
+
+    console = Console(width=None if sys.stdout.isatty() else REPORT_WIDTH)
+    if args.action == "test":
+        return _alerts_test(args, console)
+    if args.url and args.db:
+        raise ConfigError("give --db or --url, not both")
+    from . import connect
+
+    if args.url:
+        key = args.api_key or os.environ.get("MLPULSE_API_KEY")
+        pulse = connect(args.url, api_key=key, on_full="drop")
+    else:
+        pulse = connect(_alerts_db(args))
+    try:
+        if args.action == "load":
+            names = pulse.rules.load(args.rules, replace=args.replace)
+            console.print(f"stored {len(names)} rules: {', '.join(names) or '-'}")
+        elif args.action == "rules":
+            frame = pulse.rules.list()
+            _table(console, frame, ["name", "model", "metric", "op", "threshold", "baseline",
+                                    "window", "for", "min_rows", "source", "enabled"])  # fmt: skip
+        elif args.action == "list":
+            frame = pulse.alerts(state=args.state, model=args.model)
+            _table(console, frame, ["alert_id", "rule", "model", "state", "value", "threshold",
+                                    "started_at", "fired_at", "resolved_at", "incident"])  # fmt: skip
+        else:
+            frame = pulse.evaluate(args.at)
+            _table(console, frame, EVALUATION_TABLE)
+    finally:
+        pulse.close()
+    return 0
+
+
+EVALUATION_TABLE = ["rule", "model", "version", "metric", "value", "op", "threshold", "rows",
+                    "state", "started_at", "note"]  # fmt: skip
+
+
+def _alerts_test(args: argparse.Namespace, console: object) -> int:
+    from .alerts.evaluator import evaluate
+    from .alerts.rules import parse_rules
+    from .service import Service
+
+    rules = parse_rules(args.rules).rules  # before opening anything: a bad file says so
+    service = Service.open(_alerts_db(args))
+    try:
+        for rule in rules:
+            if rule.model != "*":
+                service._check_rule_model(rule)
+        frame = evaluate(service, args.at, rules=rules, persist=False)
+    finally:
+        service.close()
+    _table(console, frame, EVALUATION_TABLE)
+    return 0
+
+
+_STATE_STYLE = {"firing": "bold red", "pending": "yellow", "resolved": "green", "inactive": "dim"}
+
+
+def _table(console: object, frame: object, columns: list[str]) -> None:
+    """Print a frame's ``columns`` as a table (numbers to 4 significant digits)."""
+    import math
+
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    assert isinstance(console, Console) and isinstance(frame, pd.DataFrame)
+    if frame.empty:
+        console.print("(none)")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    shown = [c for c in columns if c in frame.columns]
+    for column in shown:
+        table.add_column(column, overflow="fold")
+
+    def cell(value: object) -> str:
+        if value is None or value is pd.NA or value is pd.NaT:
+            return ""
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.4g}"
+        if isinstance(value, pd.Timestamp):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        return str(value)
+
+    for row in frame[shown].itertuples(index=False):
+        texts = [cell(v) for v in row]
+        style = None
+        if "state" in shown:
+            style = _STATE_STYLE.get(texts[shown.index("state")])
+        table.add_row(*texts, style=style)
+    console.print(table)
+
+
 # --------------------------------------------------------------------------- wiring
 
 _Add = Callable[[argparse._SubParsersAction], argparse.ArgumentParser]
@@ -285,6 +469,7 @@ _Run = Callable[[argparse.Namespace], int]
 
 #: name -> (declare arguments, run). ``serve`` and later commands go here.
 _COMMANDS: dict[str, tuple[_Add, _Run]] = {
+    "alerts": (_add_alerts, _run_alerts),
     "demo": (_add_demo, _run_demo),
     "keys": (_add_keys, _run_keys),
     "serve": (_add_serve, _run_serve),

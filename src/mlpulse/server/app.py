@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -88,6 +88,7 @@ def create_app(
     service: Service | None = None,
     *,
     close_service: bool | None = None,
+    background: Sequence[Any] = (),
 ) -> FastAPI:
     """The mlpulse HTTP API over ``service`` (a :class:`~mlpulse.service.Service`),
     or over the store at ``config.db``.
@@ -96,6 +97,10 @@ def create_app(
     database) at shutdown; a given one stays open for its owner to close, unless
     ``close_service=True`` hands it to the app (``mlpulse serve`` does: uvicorn ends the
     process by re-raising SIGTERM right after the app's shutdown).
+
+    ``background``: objects with ``start()`` and ``stop(timeout)`` (the alert evaluation
+    loop and notification delivery of ``mlpulse serve``), started once the store is open and
+    stopped before it is closed.
     """
     config = config or ServerConfig()
 
@@ -110,6 +115,8 @@ def create_app(
             except BaseException:
                 app.state.service.close()
                 raise
+        for worker in background:
+            worker.start()
         app.state.ready = True
         log.info(
             "mlpulse server ready",
@@ -119,6 +126,10 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            for worker in background:
+                # a round in progress finishes first: the store stays open until then
+                if not await run_in_threadpool(worker.stop, config.graceful_timeout):
+                    log.warning("a background worker did not stop in time: %r", worker)
             if close:
                 # every ingest request was committed before it was answered: closing
                 # checkpoints the database so the WAL is folded into the file

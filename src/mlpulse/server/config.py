@@ -50,6 +50,15 @@ class ServerConfig:
     timeout_keep_alive: float = 5.0
     #: most open connections (and requests in flight); more get 503 and are closed at once
     limit_concurrency: int = 1000
+    #: alert rules (a YAML or JSON file) stored at start; bad rules stop the start
+    rules: str | None = None
+    #: with ``rules``: drop the other user rules and notifiers first (the file is the truth)
+    replace_rules: bool = False
+    #: time between two evaluations of the stored rules (``30s``, ``1m``)
+    eval_interval: str = "30s"
+    #: the server's address as users reach it, for links in notifications (default: the
+    #: listening address)
+    external_url: str | None = None
 
     # -- loading ------------------------------------------------------------------------
 
@@ -111,6 +120,7 @@ class ServerConfig:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):  # also refuses NaN and infinity
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        self.eval_seconds  # noqa: B018 - raises ConfigError for a bad interval
 
     @property
     def loopback(self) -> bool:
@@ -125,6 +135,31 @@ class ServerConfig:
     @property
     def scheme(self) -> str:
         return "https" if self.ssl_certfile else "http"
+
+    @property
+    def eval_seconds(self) -> float:
+        """``eval_interval`` in seconds (a plain number is seconds)."""
+        from .._time import MICROS_PER_SECOND, parse_duration
+
+        try:
+            value: str | float = float(self.eval_interval)
+        except ValueError:
+            value = self.eval_interval
+        try:
+            seconds = parse_duration(value) / MICROS_PER_SECOND
+        except ConfigError as exc:
+            raise ConfigError(f"eval_interval: {exc}") from None
+        if not seconds >= 0.1:
+            raise ConfigError(f"eval_interval must be at least 0.1s, got {self.eval_interval!r}")
+        return seconds
+
+    @property
+    def url(self) -> str:
+        """``external_url``, or the address the server listens on."""
+        if self.external_url:
+            return self.external_url.rstrip("/")
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"{self.scheme}://{host}:{self.port}{self.root_path}".rstrip("/")
 
 
 def _from_file(path: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Connections are bounded (``limit_concurrency``) and timed (``header_timeout``,
 ``timeout_keep_alive``; ``body_timeout`` in the app), see :mod:`.connections`.
 
 uvicorn stops on SIGTERM or Ctrl-C: it stops accepting, lets in-flight requests finish
-(``graceful_timeout``), then the app's shutdown closes and checkpoints the database.
+(``graceful_timeout``), then the app's shutdown stops the alert evaluation loop and the
+notification delivery (:mod:`.alerting`) and closes and checkpoints the database.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import ConfigError
 from ..service import Service
 from ..store.database import note_server
 from . import logs
+from .alerting import alerting_workers
 from .app import create_app
 from .config import ServerConfig
 from .connections import fit_fd_limit, guarded_h11
@@ -46,8 +48,10 @@ def serve(config: ServerConfig) -> None:
     try:
         keys = KeyStore(service.store)
         check_bind(config, keys)
+        # rules are stored (or refused) before the server answers anything
+        workers = alerting_workers(service, config)
         # the app closes (and checkpoints) the database at shutdown
-        app = create_app(config, service, close_service=True)
+        app = create_app(config, service, close_service=True, background=workers)
     except BaseException:
         service.close()
         raise

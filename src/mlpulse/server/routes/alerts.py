@@ -174,7 +174,10 @@ def parse_rules_body(body: bytes, kind: str) -> Any:
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the body is not valid UTF-8 (byte {exc.start})", "invalid_utf8") from None
     if kind == JSON:
-        document = loads(text)
+        try:
+            document = loads(text)
+        except ValueError as exc:  # json.JSONDecodeError, NaN or Infinity
+            raise ApiError(400, f"the body is not valid JSON: {exc}", "invalid_json") from None
     elif kind in YAML_TYPES or kind == "":
         try:
             document = yaml.safe_load(text)

@@ -1,0 +1,114 @@
+"""The server's alerting loop: ``mlpulse serve`` evaluates the stored rules every
+``eval_interval`` and delivers the notifications the evaluations queue.
+
+Rules live in the database, so the loop always runs (a round without rules costs a query);
+``--rules FILE`` stores a file's rules before the server starts answering (a bad rule stops
+the start with the rule and field named). A round that fails is logged and the loop goes
+on; state and the notification outbox are in the database, so a restart (even ``kill -9``)
+continues where the last committed round left off, and the evaluator replays the rounds
+missed while the server was down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any
+
+from ..service import Service
+from .config import ServerConfig
+
+log = logging.getLogger("mlpulse.alerts")
+
+
+class EvaluationLoop:
+    """A daemon thread calling ``service.evaluate()`` every ``interval`` seconds (the first
+    round at once). Rounds keep to a fixed schedule; one that overruns skips the ticks it
+    missed."""
+
+    def __init__(self, service: Service, interval: float) -> None:
+        self.service = service
+        self.interval = float(interval)
+        self.rounds = 0
+        self.failures = 0
+        self._last_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mlpulse-alert-eval", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop after the round in progress (if any); whether the thread ended in time."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def run_once(self) -> bool:
+        """One evaluation round now; whether it succeeded (a failure is logged, once per
+        distinct error, and never raised)."""
+        try:
+            frame = self.service.evaluate()
+        except Exception as exc:  # a closed or full store, a bug: log it, keep the loop
+            self.failures += 1
+            text = f"{type(exc).__name__}: {exc}"
+            if text != self._last_error:
+                log.error("alert evaluation failed: %s", text, exc_info=exc)
+            self._last_error = text
+            return False
+        self.rounds += 1
+        if self._last_error:
+            log.info("alert evaluation works again")
+            self._last_error = ""
+        firing = int((frame["state"] == "firing").sum()) if len(frame) else 0
+        log.debug("alert evaluation", extra={"pairs": len(frame), "firing": firing})
+        return True
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        ticks = 0
+        while not self._stop.is_set():
+            self.run_once()
+            elapsed = time.monotonic() - started
+            ticks = max(ticks + 1, int(elapsed // self.interval) + 1)
+            self._stop.wait(max(0.0, started + ticks * self.interval - time.monotonic()))
+
+
+class _CurrentStore:
+    """The service's store as it is now (the server reopens it after a fatal error)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service.store, name)
+
+
+def alerting_workers(service: Service, config: ServerConfig) -> list[Any]:
+    """Store ``config.rules`` (raises ``RuleError`` naming the rule and field), set the
+    evaluation settings, and return the threads to run while serving: the evaluation loop
+    and the notification delivery worker."""
+    interval = config.eval_seconds
+    if config.rules:
+        names = service.load_rules(config.rules, replace=config.replace_rules)
+        log.info("alert rules loaded", extra={"rules": len(names), "file": config.rules})
+    service.alert_settings = dataclasses.replace(
+        service.alert_settings, interval=interval, external_url=config.url
+    )
+    log.info("alert rules are evaluated every %gs", interval, extra={"eval_interval": interval})
+    workers: list[Any] = [EvaluationLoop(service, interval)]
+    from ..alerts.delivery import DeliveryWorker
+
+    workers.append(DeliveryWorker(_CurrentStore(service), service.notifiers, interval=1.0))
+    return workers
+
+
+__all__ = ["EvaluationLoop", "alerting_workers"]
