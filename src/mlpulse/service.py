@@ -202,11 +202,20 @@ class Service:
         return {c: (stored.features.get(c, "numeric") if stored else "numeric") for c in features}
 
     def put_reference(
-        self, name: str, version: str, table: Any, features: Sequence[str] | None = None
+        self,
+        name: str,
+        version: str,
+        table: Any,
+        features: Sequence[str] | None = None,
+        *,
+        recommended_rules: bool = True,
     ) -> ModelSpec:
         """Upload (replace) a registered version's reference; new columns become features
         (only ``features`` if given)."""
-        spec, _ = self.register(name, version, reference=table, features=features or None)
+        spec, _ = self.register(
+            name, version, reference=table, features=features or None,
+            recommended_rules=recommended_rules,
+        )  # fmt: skip
         return spec
 
     def _check_reference(

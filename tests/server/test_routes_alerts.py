@@ -312,6 +312,29 @@ class TestRemoteClient:
         assert pulse.rules.delete("a/b", "..") == 0
         pulse.close()
 
+    def test_recommended_rules_flag(self, served, tmp_path) -> None:
+        """The first reference creates the recommended rules, over HTTP as in process; the
+        flag turns them off on both (over HTTP it travels with the reference upload)."""
+        client, service = served
+        remote = mlpulse.connect("http://testserver", transport=client._transport, spool_dir=tmp_path,
+                                 compression=None)  # fmt: skip
+        local = mlpulse.connect(":memory:")
+        rng = np.random.default_rng(1)
+        score = rng.uniform(size=500)
+        reference = pd.DataFrame({"score": score, "y": (rng.uniform(size=500) < score).astype(int),
+                                  "age": rng.normal(40, 5, 500)})  # fmt: skip
+        for pulse in (remote, local):
+            for name, flag in (("on", True), ("off", False)):
+                pulse.model(name, "v1", task="binary", prediction="score", label="y",
+                            reference=reference, recommended_rules=flag)  # fmt: skip
+        for pulse in (remote, local):
+            models = set(pulse.rules.list()["model"])
+            assert "on" in models and "off" not in models
+        pd.testing.assert_frame_equal(remote.rules.list().query("model == 'on'").reset_index(drop=True),
+                                      local.rules.list().query("model == 'on'").reset_index(drop=True))
+        remote.close()
+        local.close()
+
     def test_rules_file_is_read_by_the_client(self, served, tmp_path) -> None:
         client, service = served
         path = tmp_path / "rules.yaml"

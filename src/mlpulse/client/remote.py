@@ -259,7 +259,7 @@ class HttpTransport:
             spec = _spec_of(info) if "task" in info else None
         version = str(info["version"])
         if ref_table is not None:
-            self._upload_reference(name, version, ref_table, features)
+            self._upload_reference(name, version, ref_table, features, recommended_rules)
         return spec, version
 
     def spec(self, name: str) -> ModelSpec:
@@ -630,9 +630,16 @@ class HttpTransport:
         return self._request("POST", "/api/v1/models", json=body).json()
 
     def _upload_reference(
-        self, name: str, version: str, table: pa.Table, features: Sequence[str] | None
+        self,
+        name: str,
+        version: str,
+        table: pa.Table,
+        features: Sequence[str] | None,
+        recommended_rules: bool = True,
     ) -> None:
-        params = {"features": list(features)} if features else {}
+        params: dict[str, Any] = {"features": list(features)} if features else {}
+        if not recommended_rules:  # the first reference is what creates them
+            params["recommended_rules"] = "false"
         envelope = self._envelope("reference", name, version, params, table)
         self._submit_and_wait(envelope, wait=not self._sender.down)
 

@@ -57,7 +57,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: Query parameters each kind of request may carry (anything else in a file is refused).
 _PARAMS: dict[str, frozenset[str]] = {
     "register": frozenset(),
-    "reference": frozenset({"features"}),
+    "reference": frozenset({"features", "recommended_rules"}),
     "prediction": frozenset({"id", "timestamp", "prediction"}),
     "feedback": frozenset({"id", "timestamp", "label"}),
 }

@@ -101,9 +101,14 @@ async def put_reference(
     name: NameParam,
     version: VersionParam,
     features: Annotated[list[str] | None, Query(max_length=1_000)] = None,
+    recommended_rules: Annotated[
+        bool, Query(description="false: the model's first reference creates no default alert rules")
+    ] = True,
     _: None = require("ingest"),
 ) -> JSONResponse:
-    """Upload (replace) a version's reference data; new columns become features."""
+    """Upload (replace) a version's reference data; new columns become features. The
+    model's first reference creates its recommended alert rules (unless
+    ``recommended_rules=false``)."""
     limits = request.app.state.limits
     body = await read_body(request, limits)
     kind = media_type(request.headers.get("content-type"))
@@ -113,7 +118,9 @@ async def put_reference(
         svc.spec(name)  # an unknown model is a 404 before the body is parsed
         table = parse_table(body, kind, limits, accept=REFERENCE_TYPES)
         request.state.rows = table.num_rows
-        spec = svc.put_reference(name, version, table, features or None)
+        spec = svc.put_reference(
+            name, version, table, features or None, recommended_rules=recommended_rules
+        )
         return info(svc, spec, version)
 
     return JSONResponse(await run_in_threadpool(work))
