@@ -10,8 +10,11 @@ It plays a churn model's production life in *event time*, using only the public 
    correct about 3 % of them later with the opposite label;
 4. half-way through, ``monthly_charges`` shifts up and its relation to churn changes, so the
    model's accuracy drops;
-5. print one row per hour: volume, label coverage, accuracy, F1, ROC AUC, latency quantiles
-   and the mean of the drifting feature.
+5. evaluate the alert rules live after every chunk (the recommended rules created at
+   registration, plus one on ``monthly_charges``'s drift), as a server would;
+6. print one row per hour: volume, label coverage, accuracy, F1, ROC AUC, latency quantiles
+   and the mean of the drifting feature; then the alerts (when each went pending, fired and
+   resolved, and what it said) and the incident they were grouped into.
 
 Nothing depends on the wall clock, so one seed always prints the same report::
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,23 @@ METRICS = [
     "latency_p99",
 ]
 
+#: The demo's own rule, beside the recommended ones created at registration: a drift alert
+#: on the feature that shifts (Wasserstein distance in units of the reference's spread).
+DEMO_RULES = [
+    {
+        "name": f"{MODEL_NAME}-{DRIFTING_FEATURE}-drift",
+        "model": MODEL_NAME,
+        "metric": f"drift:{DRIFTING_FEATURE}",
+        "window": "1h",
+        "op": ">",
+        "threshold": 0.1,
+        "for": "10m",
+        "min_rows": 500,
+        "labels": {"severity": "warning"},
+        "annotations": {"summary": "{{model}}: {{metric}} is {{value}} (> {{threshold}}) over {{window}}"},
+    }
+]
+
 _PLANS = np.array(["basic", "pro", "enterprise"])
 _PLAN_SHARE = np.array([0.5, 0.35, 0.15])
 _PLAN_BASE_CHARGE = np.array([35.0, 65.0, 110.0])
@@ -112,6 +132,8 @@ class DemoResult:
     reference_mean: float = math.nan
     drift_at: datetime = ORIGIN
     db: str = DEFAULT_DB
+    alerts: pd.DataFrame | None = None  # pulse.alerts() at the end
+    incidents: list[Any] | None = None  # pulse.incident(id) of each incident
 
 
 # --------------------------------------------------------------------------- simulation
@@ -376,8 +398,13 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
             ),
             reference_mean=float(reference[DRIFTING_FEATURE].mean()),
         )
-        _stream(model, traffic, duration_us, feedback_rng, result, config.quiet)
+        pulse.rules.load(DEMO_RULES)
+        # the demo evaluates once per 10-minute chunk: that is its live evaluation interval
+        pulse.service.alert_settings = replace(pulse.service.alert_settings, interval=CHUNK / 1e6)
+        _stream(model, traffic, duration_us, feedback_rng, result, config.quiet, pulse)
         pulse.flush()
+        result.alerts = pulse.alerts()
+        result.incidents = [pulse.incident(int(i)) for i in pulse.incidents()["id"]]
 
         end = ORIGIN + timedelta(microseconds=align_up(duration_us, HOUR))
         windows = model.metrics(METRICS, start=ORIGIN, end=end, step=WINDOW)
@@ -389,6 +416,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
         pulse.close()
 
     console.print(render(result, config))
+    for part in render_alerts(result):
+        console.print(part)
     for line in footer(result, config):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     return result
@@ -401,8 +430,10 @@ def _stream(
     rng: np.random.Generator,
     result: DemoResult,
     quiet: bool,
+    pulse: Any = None,
 ) -> None:
-    """Feed predictions chunk by chunk; after each, the feedback that arrived meanwhile."""
+    """Feed predictions chunk by chunk; after each, the feedback that arrived meanwhile,
+    then one live evaluation of the alert rules at the chunk's end."""
     start_us = _origin_us()
     bounds = list(range(start_us, start_us + duration_us, CHUNK)) + [start_us + duration_us]
     cuts = np.searchsorted(traffic.ts_us, bounds)
@@ -433,6 +464,8 @@ def _stream(
             if len(fixes):  # the same ids again, with the other label: replaces, never adds
                 model.log_feedback_batch(fixes, id="request_id", label="churned", timestamp="ts")
                 result.corrections += len(fixes)
+            if pulse is not None:
+                pulse.evaluate(at=ORIGIN + timedelta(microseconds=hi - start_us))
             clock = (ORIGIN + timedelta(microseconds=hi - start_us)).strftime("%H:%M")
             progress.update(task, advance=len(chunk), description=f"t+{clock}")
     end_us = start_us + duration_us
@@ -496,6 +529,37 @@ def render(result: DemoResult, config: DemoConfig) -> Table:
         )
 
     return table
+
+
+def _clock(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%H:%M")
+
+
+def render_alerts(result: DemoResult) -> list[Any]:
+    """The alerts of the run (when each fired and resolved, what it said) and the timeline
+    of each incident."""
+    alerts = result.alerts
+    if alerts is None or alerts.empty:
+        return ["alerts: none fired"]
+    table = Table(title="alerts (evaluated live after every 10-minute chunk)", title_justify="left")
+    for name in ("rule", "state", "pending", "fired", "resolved", "value", "threshold", "incident"):
+        table.add_column(name, no_wrap=name != "rule")
+    for row in alerts.sort_values(["started_at", "rule"]).itertuples(index=False):
+        table.add_row(
+            row.rule, row.state, _clock(row.started_at), _clock(row.fired_at),
+            _clock(row.resolved_at), _fmt(row.value, ".3f"), _fmt(row.threshold, ".3f"),
+            "—" if pd.isna(row.incident) else str(int(row.incident)),
+            style="red" if row.state == "firing" else None,
+        )  # fmt: skip
+    parts: list[Any] = [table]
+    for incident in result.incidents or []:
+        lines = [f"incident {incident.id} ({incident.status}): {incident.title}"]
+        for event in incident.timeline.itertuples(index=False):
+            lines.append(f"  {_clock(event.at)}  {event.kind:<10} {event.detail}")
+        parts.append("\n".join(lines))
+    return parts
 
 
 def footer(result: DemoResult, config: DemoConfig) -> list[str]:

@@ -172,8 +172,22 @@ class Service:
         version = str(version)
         registry.ensure_version(spec, version)
         if ref_table is not None:
+            first = stored is None or not reference_columns(self.store, stored)
             spec = self._store_reference(spec, version, ref_table)
+            if first and recommended_rules:
+                self._recommend(name, version)
         return spec, version
+
+    def _recommend(self, name: str, version: str) -> None:
+        """Create the recommended alert rules of a model that just got its first reference
+        (rules of those names that exist already, edited by the user, are kept)."""
+        from .alerts.recommended import recommended_for
+        from .store import alerts as alert_store
+
+        existing = {d["name"] for d in alert_store.load_rule_dicts(self.store)}
+        rules = [r for r in recommended_for(self, name, version) if r.name not in existing]
+        if rules:
+            alert_store.save_rules(self.store, rules)
 
     @staticmethod
     def _feature_kinds(

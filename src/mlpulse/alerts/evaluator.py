@@ -8,7 +8,12 @@ as ``for`` + ``keep_firing_for`` reach), so ``evaluate(at=T)`` gives the answer 
 evaluator running every interval would have given at T, and a restart between pending and
 firing fires on time. The state changes, incident updates and the notifications they cause
 are written in one transaction: a crash keeps all of them or none, and a notification is
-queued exactly once (the outbox's ``dedup_key``).
+queued exactly once (the outbox's ``dedup_key``). A replay evaluates at most
+``Settings.max_replay`` times per pair, spaced wider when ``for`` is long: the state at
+``at`` is exact, the time an alert went pending or fired is then known to that spacing.
+
+``service`` is a :class:`mlpulse.service.Service` (not imported: the service imports this
+package).
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import pandas as pd
 
 from .._time import MICROS_PER_SECOND, from_micros, now_micros, to_micros
 from ..errors import MlpulseError
-from ..service import Service
 from ..store import alerts as alert_store
 from .rules import Rule, render, rule_from_dict
 from .state import FIRING, INACTIVE, PENDING, RESOLVED, Phase, advance
@@ -36,6 +40,11 @@ from .values import DEFAULT_MIN_ROWS, Value, group_values, kind
 INHIBITED_KINDS = ("drift", "estimate", "metrics")
 #: Plain metrics a data-quality problem does not explain.
 NOT_INHIBITED = frozenset({"count", "latency_p50", "latency_p95", "latency_p99"})
+
+#: How often a firing alert is sent again to Alertmanager notifiers.
+ALERTMANAGER_REFRESH_US = 60 * MICROS_PER_SECOND
+#: Sent refreshes are deleted from the outbox after this long (they say nothing new).
+REFRESH_KEEP_US = 3600 * MICROS_PER_SECOND
 
 _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -48,7 +57,7 @@ class Settings:
     interval: float = 30.0  # seconds between live evaluations (and replayed ones)
     repeat_interval: float = 4 * 3600.0  # a firing alert is notified again after this
     group_window: float = 3600.0  # alerts of a model within this of an incident join it
-    max_replay: int = 120  # at most this many replayed evaluations per pair
+    max_replay: int = 24  # at most this many replayed evaluations per pair (then spaced wider)
     external_url: str = ""  # the server's address, for links in notifications
 
 
@@ -68,7 +77,7 @@ class _Pair:
 
 
 def evaluate(
-    service: Service,
+    service: Any,
     at: Any = None,
     *,
     rules: Sequence[Rule] | None = None,
@@ -108,7 +117,7 @@ def _lock(store: Any) -> threading.Lock:
         return _LOCKS.setdefault(id(store), threading.Lock())
 
 
-def _pairs(service: Service, rules: Sequence[Rule]) -> list[_Pair]:
+def _pairs(service: Any, rules: Sequence[Rule]) -> list[_Pair]:
     models = service.models()
     latest: dict[str, str | None] = {}
     for name in models:
@@ -148,13 +157,15 @@ def _times(pair: _Pair, at_us: int, last: int | None, interval: int, max_replay:
     return [at_us - k * step for k in range(int(count), 0, -1)] + [at_us]
 
 
-def _judge(service: Service, pairs: list[_Pair]) -> None:
+def _judge(service: Any, pairs: list[_Pair]) -> None:
     """Compute values and thresholds at every time, and advance each pair's phase."""
     wanted: dict[tuple, set[str]] = {}
     for pair in pairs:
         if pair.note is None:
             for t in pair.times:
                 wanted.setdefault(_group(pair, t), set()).add(pair.rule.metric)
+                if pair.rule.active_within:
+                    wanted.setdefault(_activity(pair, t), set()).add("count")
     values: dict[tuple, dict[str, Value]] = {}
     for group, metrics in wanted.items():
         model, version, segment, window, t = group
@@ -169,6 +180,8 @@ def _judge(service: Service, pairs: list[_Pair]) -> None:
         for t in pair.times:
             value = values[_group(pair, t)][rule.metric]
             threshold, note = _threshold(service, pair, value, t)
+            if rule.active_within and not values[_activity(pair, t)]["count"].value > 0:
+                note = f"no prediction within active_within ({_duration(rule.active_within)}): not judged"
             if note and value.note is None:
                 value = replace(value, note=note)
             breached = value.note is None and rule.breached(value.value, threshold)
@@ -183,7 +196,12 @@ def _group(pair: _Pair, t: int) -> tuple:
     return (pair.model, pair.version, pair.rule.segment, window, t)
 
 
-def _threshold(service: Service, pair: _Pair, value: Value, t: int) -> tuple[float, str | None]:
+def _activity(pair: _Pair, t: int) -> tuple:
+    window = int((pair.rule.active_within or 0) * MICROS_PER_SECOND)
+    return (pair.model, pair.version, pair.rule.segment, window, t)
+
+
+def _threshold(service: Any, pair: _Pair, value: Value, t: int) -> tuple[float, str | None]:
     rule = pair.rule
     min_rows = rule.min_rows
     if min_rows is None:
@@ -219,7 +237,7 @@ def _phase(row: alert_store.AlertRow) -> Phase:
 # -- persisting a round -----------------------------------------------------------------
 
 
-def _store(service: Service, pairs: list[_Pair], at_us: int, settings: Settings) -> None:
+def _store(service: Any, pairs: list[_Pair], at_us: int, settings: Settings) -> None:
     store = service.store
     silences = alert_store.silences(store, active_at=at_us)
     notifiers = alert_store.load_notifiers(store)
@@ -269,6 +287,7 @@ def _store(service: Service, pairs: list[_Pair], at_us: int, settings: Settings)
         for incident in incidents.values():
             alert_store.upsert_incident(conn, incident)
         alert_store.set_cursors(conn, [(p.rule.name, p.model) for p in pairs if p.persist], at_us)
+        alert_store.prune_refreshes(conn, at_us - REFRESH_KEEP_US)
 
 
 def _new_alert(conn: Any, pair: _Pair, t: int, value: float, threshold: float, rows: int) -> alert_store.AlertRow:
@@ -410,7 +429,10 @@ def _notify(
     pair: _Pair, row: alert_store.AlertRow, at_us: int, repeat_us: int, settings: Settings,
 ) -> None:
     status = None
-    if row.state == FIRING and not row.silenced_by and not row.inhibited_by:
+    quiet = bool(row.silenced_by or row.inhibited_by)
+    if row.state == FIRING and not quiet:
+        _refresh_alertmanagers(conn, notifiers, incidents, row, at_us, settings)
+    if row.state == FIRING and not quiet:
         if row.notified != FIRING or (row.notified_us is not None and at_us - row.notified_us >= repeat_us):
             status = FIRING
     elif row.state == RESOLVED and row.notified == FIRING and not row.silenced_by:
@@ -430,6 +452,21 @@ def _notify(
     if row.incident is not None:
         names = ", ".join(c["name"] for c in notifiers)
         alert_store.add_incident_event(conn, row.incident, at_us, "notified", f"{status}: {row.rule} to {names}", row.alert_id)
+
+
+def _refresh_alertmanagers(
+    conn: Any, notifiers: list[dict[str, Any]], incidents: dict[int, alert_store.IncidentRow],
+    row: alert_store.AlertRow, at_us: int, settings: Settings,
+) -> None:
+    """Alertmanager resolves an alert it has not heard of for its ``resolve_timeout`` (5 min
+    by default): like Prometheus, send a firing alert again, here at most once a minute."""
+    targets = [c for c in notifiers if c.get("type") == "alertmanager"]
+    if not targets or row.notified != FIRING:
+        return
+    bucket = at_us // ALERTMANAGER_REFRESH_US
+    payload = notification(row, FIRING, incidents.get(row.incident or -1), settings.external_url)
+    for config in targets:
+        alert_store.enqueue(conn, config["name"], f"{config['name']}|{row.alert_id}|refresh|{bucket}", payload, at_us)
 
 
 def notification(

@@ -70,7 +70,7 @@ _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 _FIELDS = {
     "name", "model", "version", "segment", "metric", "window", "op", "threshold", "baseline",
     "tolerance", "band", "baseline_window", "for", "keep_firing_for", "min_rows", "labels",
-    "annotations", "enabled", "source",
+    "annotations", "enabled", "source", "active_within",
 }  # fmt: skip
 _MAX_TEXT = 2000
 
@@ -98,6 +98,9 @@ class Rule:
     annotations: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
     source: str = "user"
+    # judge a model only if it logged a prediction within this long before evaluation
+    # (a "traffic stopped" rule stays quiet for a model that never had any)
+    active_within: float | None = None
 
     def breached(self, value: float, threshold: float) -> bool:
         """Whether ``value OP threshold`` holds (never for NaN)."""
@@ -305,6 +308,7 @@ def rule_from_dict(item: Any, position: int = 0) -> Rule:
         annotations=annotations,
         enabled=enabled,
         source=source,
+        active_within=duration("active_within", 0.0, allow_zero=False) or None,
     )
 
 

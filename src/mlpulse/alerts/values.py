@@ -15,7 +15,6 @@ from typing import Any
 from .._time import from_micros
 from ..errors import MlpulseError
 from ..metrics.catalog import UNLABELED
-from ..service import Service
 
 #: How many rows back a value by default: a window with none is not judged.
 DEFAULT_MIN_ROWS = 1
@@ -43,7 +42,7 @@ def kind(metric: str) -> str:
 
 
 def group_values(
-    service: Service,
+    service: Any,
     model: str,
     version: str,
     segment: str | None,
@@ -87,7 +86,7 @@ def group_values(
     return out
 
 
-def _drift(service: Service, model: str, version: str, common: dict[str, Any], names: list[str], n: int) -> dict[str, Value]:
+def _drift(service: Any, model: str, version: str, common: dict[str, Any], names: list[str], n: int) -> dict[str, Value]:
     if n == 0:
         return {m: Value(math.nan, 0, "no rows in the window") for m in names}
     try:
@@ -109,7 +108,7 @@ def _drift(service: Service, model: str, version: str, common: dict[str, Any], n
     return out
 
 
-def _quality(service: Service, model: str, version: str, common: dict[str, Any], names: list[str], n: int) -> dict[str, Value]:
+def _quality(service: Any, model: str, version: str, common: dict[str, Any], names: list[str], n: int) -> dict[str, Value]:
     if n == 0:
         return {m: Value(math.nan, 0, "no rows in the window") for m in names}
     try:
@@ -130,7 +129,7 @@ def _quality(service: Service, model: str, version: str, common: dict[str, Any],
     return out
 
 
-def _estimate(service: Service, model: str, version: str, common: dict[str, Any], names: list[str]) -> dict[str, Value]:
+def _estimate(service: Any, model: str, version: str, common: dict[str, Any], names: list[str]) -> dict[str, Value]:
     metrics = [m[len("estimate:") :] for m in names]
     try:
         frame = service.estimate(model, version, metrics, **common)

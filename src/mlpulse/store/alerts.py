@@ -462,6 +462,14 @@ def enqueue(
     return True
 
 
+def prune_refreshes(conn: duckdb.DuckDBPyConnection, sent_before_us: int) -> None:
+    """Delete sent Alertmanager refreshes (keys ``...|refresh|...``) sent before that time."""
+    conn.execute(
+        "DELETE FROM notification_outbox WHERE sent_us < ? AND dedup_key LIKE '%|refresh|%'",
+        [sent_before_us],
+    )
+
+
 def due(store: Store, now: datetime, limit: int = 100) -> list[OutboxItem]:
     """Unsent notifications whose next attempt is due, oldest first."""
     rows = store.fetch_all(
