@@ -73,6 +73,11 @@ EXPECT: dict[str, list[str]] = {
     "metrics.md": ["True True True True True True", "3591", "top_decile_precision"],
     "profiles.md": ["9975 25 9975 25", "True 0.0133", "20000 True", "True 1000 True True True"],
     "storage.md": ["runs/from-env.duckdb", "StoreLockedError", "runs/restored.duckdb 2 0.5"],
+    "alerts.md": [
+        "churn-accuracy-low resolved 05:",
+        "churn: churn-accuracy-low resolved ['opened', 'firing', 'resolved', 'closed']",
+        "churn-v2:accuracy-vs-reference",
+    ],
     "errors.md": ["unknown metric: UnknownMetricError", "conflict: ModelConflictError"],
 }
 
