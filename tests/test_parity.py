@@ -292,6 +292,44 @@ class TestParityTable:
         assert model.quality(**W, infer=False).to_pandas().violations.sum() >= 0
 
 
+#: Alert rules over the six hours (accuracy is about 0.9: ``acc`` fires after its ``for``).
+ALERT_RULES = {
+    "rules": [
+        {"name": "acc", "model": "cancer", "metric": "accuracy", "window": "1h", "op": "<",
+         "threshold": 0.99, "for": "30m", "min_rows": 10, "labels": {"severity": "page"},
+         "annotations": {"summary": "{{model}} accuracy {{value}} < {{threshold}}"}},
+        {"name": "busy", "model": "*", "metric": "count", "window": "1h", "op": ">",
+         "threshold": 1000},
+        {"name": "gone", "model": "cancer", "metric": "count", "op": ">", "threshold": 0},
+    ],
+    "notifiers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"}],
+}  # fmt: skip
+EVAL_AT = [BASE + pd.Timedelta(h) for h in ("1h", "1h20m", "2h", "4h", "6h")]
+
+
+def _rules(pulse: Pulse) -> Any:
+    """The recommended rules the reference created, then user rules and notifiers."""
+    recommended = pulse.rules.list()
+    deleted = pulse.rules.delete(*recommended["name"])
+    loaded = pulse.rules.load(ALERT_RULES)
+    return (recommended, deleted, loaded, pulse.rules.delete("gone", "never-was"),
+            pulse.rules.list(), pulse.rules.notifiers(), repr(pulse.rules))  # fmt: skip
+
+
+def _incident(pulse: Pulse) -> Any:
+    """An incident before and after acknowledging it (the acknowledgement's time is now)."""
+    incident = pulse.incident(1)
+    before = {k: v for k, v in vars(incident).items() if k != "_transport"}
+    incident.acknowledge()
+    after = pulse.incident(1)
+    assert after.acknowledged_at is not None and incident.status == after.status
+    return before, after.status, after.timeline["kind"].tolist(), repr(incident)
+
+
+def _silence_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 12 and int(value, 16) >= 0
+
+
 class TestPulseParity:
     """Pulse's methods and properties behave the same on both transports."""
 
@@ -303,13 +341,32 @@ class TestPulseParity:
         "pending": lambda p: p.pending,
         "rejected": lambda p: p.rejected,
         "url": lambda p: isinstance(p.url, str),
-    }
+        # alerting, in order: each step reads what the ones before stored
+        "rules": _rules,
+        "evaluate": lambda p: [p.evaluate(at=t) for t in EVAL_AT],
+        "alerts": lambda p: (p.alerts(), p.alerts(state="firing", model="cancer")),
+        "incidents": lambda p: p.incidents(),
+        "incident": _incident,
+        "silence": lambda p: _silence_id(p.silence({"rule": "acc"}, duration="90m",
+                                                   comment="deploy", created_by="ops",
+                                                   start=BASE + pd.Timedelta("8h"))),
+        "silences": lambda p: p.silences().drop(columns="id"),
+        "expire_silence": lambda p: (p.expire_silence(p.silences()["id"].iloc[0]),
+                                     p.silences().drop(columns=["id", "ends_at", "active"])),
+        "notifications": lambda p: p.notifications(),
+    }  # fmt: skip
 
     def test_every_pulse_method(self, models) -> None:
         covered = set(self.PULSE_CHECKS) | {"close", "service", "store", "engine"}
         assert public_methods(Pulse) == covered
         for name, check in self.PULSE_CHECKS.items():
             same(check(models["embedded"]._pulse), check(models["http"]._pulse), name)
+        # the alerting steps compared something: an alert fired, an incident, a notification
+        pulse = models["http"]._pulse
+        assert pulse.alerts()["state"].tolist() == ["firing"] and pulse.alerts()["rule"].item() == "acc"
+        assert pulse.incident(1).status == "acknowledged" and len(pulse.silences()) == 1
+        assert pulse.notifications()["kind"].tolist() == ["firing", "firing"]  # + a repeat 4h on
+        assert set(pulse.rules.list()["name"]) == {"acc", "busy"}
 
     def test_store_is_embedded_only(self, models) -> None:
         assert models["embedded"]._pulse.service is not None
@@ -327,6 +384,19 @@ class TestPulseParity:
             lambda m: m.metrics(["count"], start=END, end=START),
             lambda m: m._pulse.model("cancer", "v1", task="regression"),
             lambda m: m._pulse.model("never-registered"),
+            lambda m: m._pulse.rules.load([{"name": "x", "model": "cancer", "metric": "acuracy",
+                                            "op": "<", "threshold": 1}]),
+            lambda m: m._pulse.rules.load("rules: [\n"),
+            lambda m: m._pulse.rules.load([{"name": "x", "model": "cancer", "metric": "count"}]),
+            lambda m: m._pulse.incident(999),
+            lambda m: m._pulse.incident("one"),
+            lambda m: m._pulse.incident(999).acknowledge(),
+            lambda m: m._pulse.expire_silence("nope"),
+            lambda m: m._pulse.silence({}),
+            lambda m: m._pulse.silence({"model": "cancer"}, duration="soon"),
+            lambda m: m._pulse.alerts(state="on"),
+            lambda m: m._pulse.incidents(status="closed"),
+            lambda m: m._pulse.evaluate(at="not a time"),
         ]
         for i, case in enumerate(cases):
             errors = []
