@@ -290,6 +290,29 @@ class Harness:
             ),
         )
 
+    def as_alerting(self, name: str) -> None:
+        """Rule names, the model a rule names, its labels, segment and metric, alert and
+        incident filters, silences and ids (issue 10)."""
+        a, pulse = self.attempt, self.pulse
+        rule = {"name": name, "model": "alerting", "metric": "count", "window": "1h", "op": ">",
+                "threshold": 0, "labels": {"team": name}, "annotations": {"summary": name}}  # fmt: skip
+        stored = a("load rule", lambda: pulse.rules.load([rule]))
+        if stored is not None:
+            assert stored == [name] and name in set(pulse.rules.list()["name"])
+        for field, value in (("model", name), ("segment", f"plan={name}"), ("metric", name),
+                             ("version", name)):  # fmt: skip
+            a(f"rule {field}", lambda f=field, v=value: pulse.rules.load([{**rule, "name": self.fresh("rule"), f: v}]))
+        a("alerts", lambda: pulse.alerts(model=name))
+        a("alerts state", lambda: pulse.alerts(state=name))
+        a("incidents", lambda: pulse.incidents(status=name))
+        a("incident", lambda: pulse.incident(name))
+        silence = a("silence", lambda: pulse.silence({name or "x": name}, comment=name, created_by=name))
+        a("expire", lambda: pulse.expire_silence(silence or name))
+        a("expire hostile", lambda: pulse.expire_silence(name))
+        if stored is not None:
+            assert a("delete rule", lambda: pulse.rules.delete(name)) == 1
+        a("delete hostile", lambda: pulse.rules.delete(name))
+
     def run(self, name: str) -> None:
         for role in (
             self.as_model_name,
@@ -360,6 +383,26 @@ def test_hostile_names_everywhere(harness):
         harness.run(name)
     harness.finish()
     assert len(harness.features) > 20  # most hostile names are fine column names
+
+
+def test_hostile_names_in_alerting(harness):
+    """Every hostile name as a rule name, model, label, segment, metric, filter, matcher and
+    id: works and round-trips, or an mlpulse error; then a round evaluates the rules that
+    were stored (hostile labels included) and every alerting table reads back."""
+    pulse = harness.pulse
+    model = pulse.model("alerting", "v1", task="binary", segments=["plan"])
+    model.log_batch({"id": ["a"], "prediction": [0.7], "plan": ["x"]})
+    for name in HOSTILE:
+        harness.as_alerting(name)
+    kept = [{"name": f"keep{i}", "model": "alerting", "metric": "count", "window": "1d", "op": ">",
+             "threshold": 0, "labels": {"team": name}} for i, name in enumerate(HOSTILE)]  # fmt: skip
+    harness.attempt("labels", lambda: [pulse.rules.load([rule]) for rule in kept])
+    a = harness.attempt
+    assert a("evaluate", pulse.evaluate) is not None
+    for read in (pulse.alerts, pulse.incidents, pulse.silences, pulse.notifications, pulse.rules.list):
+        assert a(read.__qualname__, read) is not None
+    assert (pulse.alerts()["state"] == "firing").any()
+    harness.check()
 
 
 def test_case_collisions_everywhere(harness):

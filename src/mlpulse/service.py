@@ -687,7 +687,9 @@ class Service:
         """Delete rules by name; returns how many existed."""
         from .store import alerts as alert_store
 
-        return alert_store.delete_rules(self.store, [names] if isinstance(names, str) else list(names))
+        names = [names] if isinstance(names, str) else list(names)
+        # a name no rule can have (not text, a lone surrogate) names no rule
+        return alert_store.delete_rules(self.store, [n for n in names if _sql_text(n)])
 
     def notifiers(self) -> list[dict[str, Any]]:
         """The stored notifier configurations (secrets stay ``${ENV}`` references)."""
@@ -707,6 +709,8 @@ class Service:
 
         if state is not None and state not in ("pending", "firing", "resolved"):
             raise ConfigError(f"state must be 'pending', 'firing' or 'resolved', got {state!r}")
+        if model is not None and not _sql_text(model):
+            raise ConfigError(f"model must be a name (valid Unicode text), got {model!r}")
         return alert_store.alerts_frame(self.store, state=state, model=model)
 
     def incidents(self, status: str | None = None) -> pd.DataFrame:
@@ -774,6 +778,8 @@ class Service:
             raise RuleError(f"silence: field 'duration': {exc}") from None
         if not isinstance(comment, str) or (created_by is not None and not isinstance(created_by, str)):
             raise RuleError("silence: fields 'comment' and 'created_by' must be strings")
+        if not all(_sql_text(t) for t in (comment, created_by or "", *matchers, *matchers.values())):
+            raise RuleError("silence: matchers, comment and created_by must be valid Unicode text")
         now = now_micros()
         begin = to_micros(start) if start is not None else now
         silence = alert_store.SilenceRow(
@@ -796,7 +802,7 @@ class Service:
         from .errors import RuleError
         from .store import alerts as alert_store
 
-        if not isinstance(silence_id, str) or not alert_store.expire_silence(self.store, silence_id, now_micros()):
+        if not _sql_text(silence_id) or not alert_store.expire_silence(self.store, silence_id, now_micros()):
             raise RuleError(f"unknown silence {silence_id!r}")
 
     def notifications(self) -> pd.DataFrame:
@@ -804,6 +810,17 @@ class Service:
         from .store import alerts as alert_store
 
         return alert_store.outbox(self.store)
+
+
+def _sql_text(value: Any) -> bool:
+    """Whether ``value`` is text DuckDB can take as a parameter (no lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _incident_id(value: Any) -> int:
