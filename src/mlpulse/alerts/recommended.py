@@ -9,12 +9,16 @@ rules: list, edit, disable or delete them like any other.
 rule (``<model>:...``)         when it fires
 =============================  ===========================================================
 ``<metric>-vs-reference``      performance over the last 6h (labeled rows, at least 100)
-                               is worse than the reference by more than 3 standard
+                               is worse than the reference by more than 4 standard
                                deviations of a 6h window's value (``baseline: reference``,
                                see :mod:`mlpulse.alerts.baseline`), for 1h. Binary:
                                accuracy, roc_auc; multiclass: accuracy, f1_macro;
                                regression: mae, rmse (``>``). Needs the prediction and
-                               label in the reference. Severity ``page``.
+                               label in the reference. Severity ``page``: 4 rather than
+                               NannyML's 3 standard deviations, as a page must be rare on
+                               clean data (3 sd is breached by one clean window in 740,
+                               4 sd by one in 31,000; overlapping 6h windows make ``for``
+                               little help).
 ``estimated-roc_auc-vs-``      binary models: CBPE's label-free ROC AUC over the last hour
 ``reference``                  below the reference's band, for 1h (100 rows). ``warning``.
 ``drift-share``                at least 30% of the columns drifted over the last hour
@@ -27,7 +31,10 @@ rule (``<model>:...``)         when it fires
 ``latency-p99``                p99 latency above 1 s over the last hour (100 rows with a
                                latency), for 15m; models that log no latency are never
                                judged. Edit the threshold to your SLO.
-``no-traffic``                 no prediction in the last hour, for 1h (``page``).
+``no-traffic``                 no prediction in the last hour, for 1h (``page``); judged
+                               only for a model that logged a prediction within the last
+                               7 days (``active_within``): quiet before the first one, and
+                               resolved once a model has been retired for a week.
 ``labels-stopped``             no prediction of the last 24 hours has a label, for 6h
                                (100 rows): label lag of a few hours, or a daily label job,
                                keeps the coverage of a 24h window above zero.
@@ -56,6 +63,8 @@ PERFORMANCE: dict[str, tuple[tuple[str, str], ...]] = {
     "multiclass": (("accuracy", "<"), ("f1_macro", "<")),
     "regression": (("mae", ">"), ("rmse", ">")),
 }
+#: Width of the performance rules' reference band, in standard deviations.
+PERFORMANCE_BAND = 4.0
 #: Share of drifted columns (after the BH correction) that makes a dataset drift alert.
 DRIFT_SHARE = 0.3
 #: p99 latency (milliseconds) above which the latency rule fires.
@@ -85,7 +94,7 @@ def recommended_rules(spec: ModelSpec, reference_columns: Collection[str] | None
                     "metric": metric,
                     "op": op,
                     "baseline": "reference",
-                    "band": 3.0,
+                    "band": PERFORMANCE_BAND,
                     "window": "6h",
                     "for": "1h",
                     "min_rows": MIN_ROWS,
@@ -95,7 +104,7 @@ def recommended_rules(spec: ModelSpec, reference_columns: Collection[str] | None
                         "reference band ({{threshold}}; reference {{baseline}})",
                         "description": f"{metric} over the last {{{{window}}}} "
                         f"({{{{rows}}}} labeled rows) is {worse} the reference value by more "
-                        "than 3 standard deviations of a window of that size.",
+                        f"than {PERFORMANCE_BAND:g} standard deviations of a window of that size.",
                     },
                 }
             )
@@ -176,6 +185,7 @@ def recommended_rules(spec: ModelSpec, reference_columns: Collection[str] | None
             "window": "1h",
             "for": "1h",
             "min_rows": 0,
+            "active_within": "7d",
             "labels": {"severity": "page"},
             "annotations": {
                 "summary": "{{model}} received no predictions in the last {{window}}",
@@ -235,4 +245,11 @@ def _name(model: str, what: str) -> str:
     return f"{model[:keep]}~{digest}:{what}"
 
 
-__all__ = ["DRIFT_SHARE", "LATENCY_P99_MS", "PERFORMANCE", "recommended_for", "recommended_rules"]
+__all__ = [
+    "DRIFT_SHARE",
+    "LATENCY_P99_MS",
+    "PERFORMANCE",
+    "PERFORMANCE_BAND",
+    "recommended_for",
+    "recommended_rules",
+]
