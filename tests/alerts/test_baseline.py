@@ -290,6 +290,54 @@ class TestNoBaseline:
         assert found is not None and found.value == band(pulse, "accuracy", 100).value
 
 
+class TestSegment:
+    """A segment's rule is compared with the same segment of the reference."""
+
+    def test_segment_of_the_reference(self, pulse, ref) -> None:
+        rows = ref.binary_rows(1200, seed=4).drop(columns=["id", "ts", "latency_ms"])
+        # the "pro" slice is scored much better than the rest (95% right)
+        pro = rows.plan == "pro"
+        right = np.random.default_rng(0).uniform(size=pro.sum()) < 0.95
+        rows.loc[pro, "score"] = np.where((rows.churned[pro] == 1) == right, 0.9, 0.1)
+        pulse.model(
+            "m", "v1", task="binary", reference=rows, prediction="score", label="churned",
+            segments=["plan"],
+        )  # fmt: skip
+        spec = pulse.service.spec("m")
+        segment = rule("accuracy", segment="plan=pro")
+        threshold, value = baseline_threshold(pulse.service, segment, spec, "v1", 0, 100)
+        sub = rows[pro]
+        assert value == pytest.approx(skm.accuracy_score(sub.churned, sub.score >= 0.5))
+        assert value > 0.9 and threshold < value
+        whole = baseline_threshold(pulse.service, rule("accuracy"), spec, "v1", 0, 100)[1]
+        expected = skm.accuracy_score(rows.churned, rows.score >= 0.5)
+        assert whole == pytest.approx(expected) and whole < 0.9
+        free = reference_band(pulse.service, "m", "v1", "roc_auc", 100, "plan=free")
+        sub = rows[rows.plan == "free"]
+        assert free is not None
+        assert free.value == pytest.approx(skm.roc_auc_score(sub.churned, sub.score))
+        assert free.n_reference == len(sub)
+
+    def test_perfect_reference_has_no_band(self, pulse, cancer) -> None:
+        """Every sample of a perfect reference scores 1.0: no spread, so no threshold (one
+        error in a window would otherwise breach it)."""
+        perfect = cancer.assign(score=cancer.label.astype(float))
+        register(pulse, perfect, "binary")
+        spec = pulse.service.spec("m")
+        got = baseline_threshold(pulse.service, rule("accuracy"), spec, "v1", 0, 100)
+        assert all(math.isnan(x) for x in got)
+
+    def test_reference_without_the_segment_column(self, pulse, cancer) -> None:
+        pulse.model(
+            "m", "v1", task="binary", reference=cancer, prediction="score", segments=["plan"]
+        )
+        spec = pulse.service.spec("m")
+        got = baseline_threshold(
+            pulse.service, rule("accuracy", segment="plan=pro"), spec, "v1", 0, 100
+        )
+        assert all(math.isnan(x) for x in got)
+
+
 class TestCheckBaseline:
     """Values that are comparisons already, or have no reference counterpart, are refused."""
 

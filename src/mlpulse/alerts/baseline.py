@@ -32,7 +32,8 @@
 
 A threshold that cannot be derived is NaN (the evaluator then does not judge the rule):
 no reference, a reference without the prediction or label columns a metric needs, too few
-reference rows, no previous version or too few of its rows. Values with no meaningful
+reference rows, a metric that does not vary over the reference's samples (a perfect or
+constant reference has no band), no previous version or too few of its rows. Values with no meaningful
 baseline (see :func:`check_baseline`) are refused when the rule is loaded.
 
 >>> import mlpulse, numpy as np, pandas as pd
@@ -161,7 +162,7 @@ def baseline_threshold(
     except RuleError:
         return nan
     if rule.baseline == "reference":
-        band = reference_band(service, spec.name, version, rule.metric, rows)
+        band = reference_band(service, spec.name, version, rule.metric, rows, rule.segment)
         if band is None:
             return nan
         return band.threshold(rule.op, rule.tolerance, rule.band), band.value
@@ -175,9 +176,13 @@ def baseline_threshold(
 # -- reference ----------------------------------------------------------------------------
 
 
-def reference_band(service: Any, name: str, version: str, metric: str, rows: int) -> Band | None:
+def reference_band(
+    service: Any, name: str, version: str, metric: str, rows: int, segment: str | None = None
+) -> Band | None:
     """The reference value and band of ``metric`` for windows of ``rows`` rows, or None when
-    the reference cannot give one (see the module docstring)."""
+    the reference cannot give one (see the module docstring). With a ``segment``
+    (``"column=value"``) the reference's rows of that segment are the baseline, so a slice
+    is compared with the same slice of the reference."""
     if not (isinstance(rows, int | np.integer) and rows > 0):
         return None
     store = service.store
@@ -186,18 +191,23 @@ def reference_band(service: Any, name: str, version: str, metric: str, rows: int
     if found is None:
         return None
     ref, identity = found
+    seg = _segment(service, spec, segment)
+    if seg is None:
+        return None
     m = sample_size(int(rows))
     # the label metrics of a task share one bootstrap (one build of the samples' states)
     family = "labels" if metric in TASK_METRICS[spec.task] else metric
-    key = ("baseline_band", spec.model_id, ref, spec.threshold, spec.classes, family, m)
+    key = ("baseline_band", spec.model_id, ref, seg, spec.threshold, spec.classes, family, m)
     results = store.reference_memo.get(key, identity) if identity is not None else None
     if results is None:
-        data = _reference_data(service, spec, ref, identity)
+        data = _reference_data(service, spec, ref, seg, identity)
         results = _bootstrap(service, spec, ref, data, family, m)
         if identity is not None:
             store.reference_memo.put(key, identity, results, size=256 + 64 * len(results))
     value, sd_m, n_ref = results.get(metric, _NONE)
-    if not (math.isfinite(value) and math.isfinite(sd_m) and n_ref >= 2):
+    # a spread of exactly 0 (a perfect or constant reference) is no band: one error would
+    # breach it, so the rule is not judged rather than paging on noise
+    if not (math.isfinite(value) and math.isfinite(sd_m) and sd_m > 0 and n_ref >= 2):
         return None
     sd = sd_m * math.sqrt(m / rows) * math.sqrt(1.0 + rows / n_ref)
     return Band(value=float(value), sd=float(sd), rows=int(rows), n_reference=int(n_ref))
@@ -247,16 +257,34 @@ class _Reference:
     scores: np.ndarray | None  # every valid prediction (labels not needed)
 
 
-def _reference_data(service: Any, spec: ModelSpec, ref: str, identity: Any) -> _Reference:
+def _segment(service: Any, spec: ModelSpec, segment: str | None) -> str | None:
+    """The parsed segment ('' for all rows), or None when the reference cannot be cut by it
+    (an unknown segment, or a reference without that column)."""
+    from ..engine.query import parse_segment
+    from ..store.registry import reference_table
+
+    if not segment:
+        return ""
+    try:
+        parsed = parse_segment(spec, segment)
+    except ConfigError:
+        return None
+    column = parsed.split("=", 1)[0]
+    return parsed if column in service.store.table_columns(reference_table(spec)) else None
+
+
+def _reference_data(
+    service: Any, spec: ModelSpec, ref: str, segment: str, identity: Any
+) -> _Reference:
     from ..drift.sources import model_columns, reference_rows
 
     store = service.store
-    key = ("baseline_data", spec.model_id, ref, spec.classes)
+    key = ("baseline_data", spec.model_id, ref, segment, spec.classes)
     found = store.reference_memo.get(key, identity) if identity is not None else None
     if found is not None:
         return found
     columns = [c for c in model_columns(spec) if c.role != "feature"]
-    table = reference_rows(store, service.registry, spec, ref, columns)
+    table = reference_rows(store, service.registry, spec, ref, columns, segment)
     found = _clean_pairs(spec, table)
     if identity is not None:
         size = sum(a.nbytes for a in vars(found).values() if isinstance(a, np.ndarray))
@@ -473,7 +501,12 @@ def previous_version_value(
     if metric.startswith("estimate:"):
         try:
             frame = service.estimate(
-                spec.name, previous, metric[len("estimate:") :], start=start, end=end
+                spec.name,
+                previous,
+                metric[len("estimate:") :],
+                start=start,
+                end=end,
+                segment=rule.segment,
             )
         except ConfigError:
             return math.nan
@@ -481,14 +514,22 @@ def previous_version_value(
         rows = frame["n"]
     elif metric == "count":
         frame = service.metrics(
-            spec.name, previous, ["count"], start=start, end=end, step=f"{int(rule.window)}s"
+            spec.name,
+            previous,
+            ["count"],
+            start=start,
+            end=end,
+            step=f"{int(rule.window)}s",
+            segment=rule.segment,
         )
         served = frame[frame["n"] > 0]
         if int(served["n"].sum()) < need:
             return math.nan
         return float(served["count"].mean())
     else:
-        frame = service.metrics(spec.name, previous, [metric], start=start, end=end)
+        frame = service.metrics(
+            spec.name, previous, [metric], start=start, end=end, segment=rule.segment
+        )
         column = metric
         labeled = metric not in COMMON_METRICS and metric != POSITIVE_RATE
         rows = frame["n_labeled"] if labeled else frame["n"]
