@@ -75,7 +75,7 @@ class TestRuleSet:
     def test_valid_tagged_and_round_trip(self, task: str) -> None:
         rules = recommended_rules(spec(task), ["age", "score", "label"])
         assert parse_rules([r.to_dict() for r in rules]).rules == rules
-        context = dict.fromkeys(TEMPLATE_NAMES, 1.0) | {"labels": {}}
+        context: dict[str, Any] = dict.fromkeys(TEMPLATE_NAMES, 1.0) | {"labels": {}}
         for r in rules:
             check_baseline(r)
             assert r.source == "recommended" and r.model == "churn"
