@@ -692,10 +692,12 @@ class Service:
         return alert_store.delete_rules(self.store, [n for n in names if _sql_text(n)])
 
     def notifiers(self) -> list[dict[str, Any]]:
-        """The stored notifier configurations (secrets stay ``${ENV}`` references)."""
+        """The stored notifier configurations, safe to show: ``${ENV}`` references are kept,
+        secrets written literally read ``<redacted>``."""
+        from .alerts.notifiers import redact_config
         from .store import alerts as alert_store
 
-        return alert_store.load_notifiers(self.store)
+        return [redact_config(c) for c in alert_store.load_notifiers(self.store)]
 
     def evaluate(self, at: Any = None) -> pd.DataFrame:
         """Evaluate every stored rule at ``at`` (default now): one row per rule and model."""
