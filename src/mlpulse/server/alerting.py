@@ -107,7 +107,10 @@ def alerting_workers(service: Service, config: ServerConfig) -> list[Any]:
     workers: list[Any] = [EvaluationLoop(service, interval)]
     from ..alerts.delivery import DeliveryWorker
 
-    workers.append(DeliveryWorker(_CurrentStore(service), service.notifiers, interval=1.0))
+    # the worker needs the stored configs themselves (service.notifiers() redacts secrets)
+    workers.append(
+        DeliveryWorker(_CurrentStore(service), lambda: load_notifiers(service.store), interval=1.0)
+    )
     return workers
 
 
