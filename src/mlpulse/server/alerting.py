@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ..service import Service
+from ..store.alerts import load_notifiers
 from .config import ServerConfig
 
 log = logging.getLogger("mlpulse.alerts")
