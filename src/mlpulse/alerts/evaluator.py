@@ -56,7 +56,6 @@ class Settings:
 
     interval: float = 30.0  # seconds between live evaluations (and replayed ones)
     repeat_interval: float = 4 * 3600.0  # a firing alert is notified again after this
-    group_window: float = 3600.0  # alerts of a model within this of an incident join it
     max_replay: int = 24  # at most this many replayed evaluations per pair (then spaced wider)
     external_url: str = ""  # the server's address, for links in notifications
 
@@ -374,14 +373,11 @@ def _incident(
     row: alert_store.AlertRow, at_us: int, settings: Settings,
 ) -> None:
     if row.state == FIRING and row.incident is None:
-        window = int(settings.group_window * MICROS_PER_SECOND)
+        # a model's alerts join its open incident: one page per episode of trouble
         incident = next(
-            (
-                i for i in sorted(incidents.values(), key=lambda i: i.id)
-                if row.model in i.models and i.last_activity_us >= at_us - window
-            ),
+            (i for i in sorted(incidents.values(), key=lambda i: i.id) if row.model in i.models),
             None,
-        )  # fmt: skip
+        )
         fired = row.fired_us or at_us
         if incident is None:
             incident = alert_store.IncidentRow(

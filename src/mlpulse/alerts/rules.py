@@ -288,7 +288,7 @@ def rule_from_dict(item: Any, position: int = 0) -> Rule:
     source = item.get("source", "user")
     if source not in ("user", "recommended"):
         raise fail("source", f"expected 'user' or 'recommended', got {source!r}")
-    return Rule(
+    rule = Rule(
         name=name,
         model=model,
         metric=metric,
@@ -310,6 +310,11 @@ def rule_from_dict(item: Any, position: int = 0) -> Rule:
         source=source,
         active_within=duration("active_within", 0.0, allow_zero=False) or None,
     )
+    if rule.baseline is not None:
+        from .baseline import check_baseline  # baseline imports this module
+
+        check_baseline(rule)
+    return rule
 
 
 def _check_metric(metric: str, fail: Callable[[str, str], RuleError]) -> None:
