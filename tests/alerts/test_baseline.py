@@ -358,7 +358,11 @@ class TestCheckBaseline:
     def test_refused_rules_are_not_judged(self, pulse, cancer) -> None:
         register(pulse, cancer, "binary")
         spec = pulse.service.spec("m")
-        got = baseline_threshold(pulse.service, rule("drift_share", ">"), spec, "v1", 0, 100)
+        with pytest.raises(RuleError, match="field 'baseline'"):
+            rule("drift_share", ">")  # refused when the rule is loaded
+        # and a Rule built around the validation is not judged
+        unchecked = Rule(name="r", model="m", metric="drift_share", op=">", baseline="reference")
+        got = baseline_threshold(pulse.service, unchecked, spec, "v1", 0, 100)
         assert all(math.isnan(x) for x in got)
 
 

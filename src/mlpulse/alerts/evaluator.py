@@ -117,11 +117,9 @@ def _lock(store: Any) -> threading.Lock:
 
 
 def _pairs(service: Any, rules: Sequence[Rule]) -> list[_Pair]:
-    models = service.models()
-    latest: dict[str, str | None] = {}
-    for name in models:
-        versions = service.versions(name)
-        latest[name] = versions[-1] if versions else None
+    versions = service.registry.all_versions()
+    models = list(versions)
+    latest = {name: (v[-1] if v else None) for name, v in versions.items()}
     pairs = []
     for rule in rules:
         targets = models if rule.model == "*" else [rule.model]
@@ -133,7 +131,7 @@ def _pairs(service: Any, rules: Sequence[Rule]) -> list[_Pair]:
             note = None
             if version is None:
                 note = f"model {model!r} has no version yet"
-            elif rule.version is not None and rule.version not in service.versions(model):
+            elif rule.version is not None and rule.version not in versions[model]:
                 note = f"model {model!r} has no version {rule.version!r}"
             pairs.append(_Pair(rule, model, version, note=note))
     return pairs
@@ -280,9 +278,9 @@ def _store(service: Any, pairs: list[_Pair], at_us: int, settings: Settings) -> 
                 touched[row.alert_id] = (pair, row)
         _silence_and_inhibit(list(touched.values()), silences, at_us)
         for pair, row in touched.values():
-            _incident(conn, incidents, pair, row, at_us, settings)
+            _incident(conn, incidents, pair, row, at_us, touched)
             _notify(conn, notifiers, incidents, pair, row, at_us, repeat_us, settings)
-            alert_store.upsert_alert(conn, row)
+        alert_store.upsert_alerts(conn, [row for _, row in touched.values()])
         for incident in incidents.values():
             alert_store.upsert_incident(conn, incident)
         alert_store.set_cursors(conn, [(p.rule.name, p.model) for p in pairs if p.persist], at_us)
@@ -370,7 +368,7 @@ def matches(matchers: dict[str, str], row: alert_store.AlertRow) -> bool:
 
 def _incident(
     conn: Any, incidents: dict[int, alert_store.IncidentRow], pair: _Pair,
-    row: alert_store.AlertRow, at_us: int, settings: Settings,
+    row: alert_store.AlertRow, at_us: int, touched: dict[int, tuple[_Pair, alert_store.AlertRow]],
 ) -> None:
     if row.state == FIRING and row.incident is None:
         # a model's alerts join its open incident: one page per episode of trouble
@@ -408,12 +406,13 @@ def _incident(
         alert_store.add_incident_event(
             conn, incident.id, row.resolved_us or at_us, "resolved", f"{row.rule} resolved", row.alert_id
         )
-        still = conn.execute(
-            "SELECT count(*) FROM alerts WHERE incident = ? AND state IN ('pending', 'firing') "
-            "AND alert_id != ?",
-            [incident.id, row.alert_id],
-        ).fetchone()
-        if not still or still[0] == 0:
+        # alerts of this round are written after it: count them from memory
+        still = alert_store.open_alerts_in(conn, incident.id, exclude=list(touched))
+        still += sum(
+            1 for _, other in touched.values()
+            if other.incident == incident.id and other.state in (PENDING, FIRING)
+        )  # fmt: skip
+        if still == 0:
             incident.status, incident.resolved_us = "resolved", at_us
             alert_store.add_incident_event(conn, incident.id, at_us, "closed", "every alert resolved")
             del incidents[incident.id]

@@ -153,6 +153,39 @@ def upsert_alert(conn: duckdb.DuckDBPyConnection, alert: AlertRow) -> None:
     )
 
 
+def upsert_alerts(conn: duckdb.DuckDBPyConnection, alerts: Sequence[AlertRow]) -> None:
+    """Write many alerts in two statements (a round touches every open alert)."""
+    if not alerts:
+        return
+    frame = pd.DataFrame(
+        {
+            c: [json.dumps(getattr(a, c)) if c in _JSON_COLUMNS else getattr(a, c) for a in alerts]
+            for c in _ALERT_COLUMNS
+        }
+    )
+    for c in ("value", "threshold"):
+        frame[c] = frame[c].astype("float64")
+    for c in ("alert_id", "active_since_us", "fired_us", "resolved_us", "last_active_us",
+              "rows_seen", "incident", "notified_us"):  # fmt: skip
+        frame[c] = frame[c].astype("Int64")
+    conn.register("__alert_rows", frame)
+    try:
+        conn.execute("DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM __alert_rows)")
+        conn.execute(f"INSERT INTO alerts SELECT {', '.join(_ALERT_COLUMNS)} FROM __alert_rows")
+    finally:
+        conn.unregister("__alert_rows")
+
+
+def open_alerts_in(conn: duckdb.DuckDBPyConnection, incident: int, exclude: Sequence[int]) -> int:
+    """How many stored alerts of an incident are pending or firing (``exclude``: ids to skip)."""
+    row = conn.execute(
+        "SELECT count(*) FROM alerts WHERE incident = ? AND state IN ('pending', 'firing') "
+        "AND NOT list_contains(?, alert_id)",
+        [incident, list(exclude)],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def delete_alert(conn: duckdb.DuckDBPyConnection, alert_id: int) -> None:
     conn.execute("DELETE FROM alerts WHERE alert_id = ?", [alert_id])
 

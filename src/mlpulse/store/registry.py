@@ -277,6 +277,14 @@ class Registry:
         )
         return [r[0] for r in rows]
 
+    def all_versions(self) -> dict[str, list[str]]:
+        """Every model's versions, oldest first, in one query (model name -> versions)."""
+        rows = self.store.fetch_all(
+            "SELECT m.name, list(v.version ORDER BY v.created_at, v.version) FROM models m "
+            "LEFT JOIN versions v USING (model_id) GROUP BY m.name ORDER BY m.name"
+        )
+        return {name: [v for v in versions if v is not None] for name, versions in rows}
+
     def ensure_version(self, spec: ModelSpec, version: str) -> None:
         """Record a version (first use); its name must be usable in a URL and not a
         wildcard (``all``, ``*``)."""
