@@ -6,6 +6,8 @@
     mlpulse serve [--db PATH] [--host 127.0.0.1] [--port 8765] [--config FILE] ...
     mlpulse keys create|list|revoke [--db PATH] ...
     mlpulse alerts test|load|list|rules|evaluate [--db PATH | --url URL] ...
+    mlpulse grafana-dashboard MODEL [--datasource-uid UID] [--task TASK] [-o FILE]
+    mlpulse prometheus-rules MODEL [--metric-below NAME=VALUE] ... [-o FILE]
     mlpulse version
 
 Each subcommand is a ``_add_<name>`` function that declares its arguments and a
@@ -198,6 +200,24 @@ def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="the server's address as users reach it, for links in notifications "
         "(default: the listening address)",
     )
+    parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        default=None,
+        help="serve GET /metrics without an API key although keys exist",
+    )
+    parser.add_argument(
+        "--metrics-windows",
+        metavar="DURATIONS",
+        help="trailing windows of the /metrics series, comma-separated (default: 1h,24h)",
+    )
+    parser.add_argument(
+        "--metrics-refresh",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the /metrics figures are served before a scrape has them recomputed "
+        "in the background; 0: at every scrape (default: 10)",
+    )
     return parser
 
 
@@ -224,6 +244,9 @@ _SERVE_SETTINGS = (
     "replace_rules",
     "eval_interval",
     "external_url",
+    "metrics_public",
+    "metrics_windows",
+    "metrics_refresh",
 )
 
 
@@ -462,6 +485,142 @@ def _table(console: object, frame: object, columns: list[str]) -> None:
     console.print(table)
 
 
+# --------------------------------------------------------------------------- exports
+
+
+def _write_text(text: str, output: str | None) -> None:
+    """Print ``text``, or write it to the file ``output`` (UTF-8)."""
+    from .errors import ConfigError
+
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output!r}: {exc.strerror or exc}") from None
+
+
+def _add_grafana_dashboard(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "grafana-dashboard",
+        help="print a Grafana dashboard JSON for a model over the /metrics series",
+        description=(
+            "Print a Grafana dashboard (JSON, import it or provision it) for one model: "
+            "prediction volume, label coverage, key metrics realised and estimated, latency "
+            "quantiles, drift, data-quality violations and firing alerts, over the series "
+            "mlpulse serves at /metrics. Choose the Prometheus data source in the dashboard."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="the model's name, exactly as registered")
+    parser.add_argument(
+        "--datasource-uid", help="uid of the Prometheus data source to preselect (default: none)"
+    )
+    parser.add_argument(
+        "--task",
+        choices=["binary", "multiclass", "regression"],
+        help="the model's task: one panel per key metric (default: one panel for any task)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    return parser
+
+
+def _run_grafana_dashboard(args: argparse.Namespace) -> int:
+    from .export.grafana import dashboard_json
+
+    text = dashboard_json(args.model, datasource_uid=args.datasource_uid, task=args.task)
+    _write_text(text, args.output)
+    return 0
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` of ``--metric-below`` / ``--metric-above``."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE such as accuracy=0.9, got {text!r}"
+        ) from None
+
+
+def _add_prometheus_rules(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "prometheus-rules",
+        help="write a Prometheus rule file (recording and alerting rules) for a model",
+        description=(
+            "Write a Prometheus rule file for one model over the series mlpulse serves at "
+            "/metrics: recording rules (prediction and label rates, drifting columns, quality "
+            "violations) and alerts (a metric below or above a threshold, its label-free "
+            "estimate likewise, drift detected, quality violations, predictions stopping, the "
+            "model missing from /metrics, p99 latency). Check it with `promtool check rules`."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="the model's name, exactly as registered")
+    parser.add_argument(
+        "--metric-below",
+        action="append",
+        type=_threshold,
+        metavar="NAME=VALUE",
+        help="alert when a built-in metric falls below VALUE (repeatable; default: accuracy=0.9 "
+        "when no --metric-below or --metric-above is given)",
+    )
+    parser.add_argument(
+        "--metric-above",
+        action="append",
+        type=_threshold,
+        metavar="NAME=VALUE",
+        help="alert when a built-in metric rises above VALUE (repeatable), e.g. rmse=3.5",
+    )
+    parser.add_argument(
+        "--window",
+        default="1h",
+        help="the mlpulse_metric window the metric alerts watch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--for",
+        dest="hold",
+        default="15m",
+        metavar="DURATION",
+        help="how long a condition holds before its alert fires (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--latency-p99-above",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="alert when p99 latency exceeds this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quality-violations-above",
+        type=float,
+        default=0,
+        metavar="N",
+        help="alert when a column breaks a quality rule more than N times (default: %(default)s)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    return parser
+
+
+def _run_prometheus_rules(args: argparse.Namespace) -> int:
+    from .export.prometheus_rules import rule_file_yaml
+
+    text = rule_file_yaml(
+        args.model,
+        below=dict(args.metric_below) if args.metric_below else None,
+        above=dict(args.metric_above) if args.metric_above else None,
+        window=args.window,
+        for_=args.hold,
+        latency_p99_above=args.latency_p99_above,
+        quality_violations_above=args.quality_violations_above,
+    )
+    _write_text(text, args.output)
+    return 0
+
+
 # --------------------------------------------------------------------------- wiring
 
 _Add = Callable[[argparse._SubParsersAction], argparse.ArgumentParser]
@@ -471,7 +630,9 @@ _Run = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, tuple[_Add, _Run]] = {
     "alerts": (_add_alerts, _run_alerts),
     "demo": (_add_demo, _run_demo),
+    "grafana-dashboard": (_add_grafana_dashboard, _run_grafana_dashboard),
     "keys": (_add_keys, _run_keys),
+    "prometheus-rules": (_add_prometheus_rules, _run_prometheus_rules),
     "serve": (_add_serve, _run_serve),
     "version": (_add_version, _run_version),
 }
