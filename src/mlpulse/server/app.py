@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..export.prometheus import MetricsExporter
 from ..service import Service
 from . import errors
 from .bodies import Limits
@@ -29,6 +30,7 @@ from .config import ServerConfig
 from .connections import BodyTimeout
 from .health import Recover, StoreHealth
 from .keys import KeyStore
+from .routes import metrics as metrics_route
 from .routes import router
 from .schemas import Health
 
@@ -41,8 +43,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class AccessLog:
     """ASGI middleware: one structured log line per request, and an ``X-Request-ID``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, stats: metrics_route.ServerStats | None = None) -> None:
         self.app = app
+        self.stats = stats
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -63,6 +66,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.stats is not None:
+                self.stats.count(scope, status[0])
             state = scope.get("state") or {}
             client = scope.get("client")
             access.info(
@@ -103,6 +108,9 @@ def create_app(
     stopped before it is closed.
     """
     config = config or ServerConfig()
+    # /metrics: model series recomputed in the background, started and stopped with the rest
+    exporter = MetricsExporter(config.metrics_windows, config.metrics_refresh)
+    background = [*background, exporter]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,8 +170,11 @@ def create_app(
     if service is not None:
         app.state.keys = KeyStore(service.store)
     app.state.health = health = StoreHealth(app, config)
+    app.state.metrics_exporter = exporter
+    app.state.server_stats = stats = metrics_route.ServerStats()
     errors.install(app)
     app.include_router(router)
+    app.include_router(metrics_route.router)
 
     @app.get(
         "/healthz",
@@ -204,7 +215,7 @@ def create_app(
     # outermost last: access log, then store recovery, then the body timeout
     app.add_middleware(BodyTimeout, timeout=config.body_timeout)
     app.add_middleware(Recover, health=health)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, stats=stats)
     return app
 
 

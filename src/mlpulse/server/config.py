@@ -59,6 +59,13 @@ class ServerConfig:
     #: the server's address as users reach it, for links in notifications (default: the
     #: listening address)
     external_url: str | None = None
+    #: ``GET /metrics`` without an API key although keys exist
+    metrics_public: bool = False
+    #: trailing windows of the ``/metrics`` series (durations, ``1h,24h`` on the command line)
+    metrics_windows: tuple[str, ...] = ("1h", "24h")
+    #: seconds the ``/metrics`` figures are served before a scrape has them recomputed (in
+    #: the background); 0 computes them at every scrape
+    metrics_refresh: float = 10.0
 
     # -- loading ------------------------------------------------------------------------
 
@@ -121,6 +128,13 @@ class ServerConfig:
             if not (value > 0 and math.isfinite(value)):  # also refuses NaN and infinity
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
         self.eval_seconds  # noqa: B018 - raises ConfigError for a bad interval
+        if not (self.metrics_refresh >= 0 and math.isfinite(self.metrics_refresh)):
+            raise ConfigError(
+                f"metrics_refresh must be a number of seconds >= 0, got {self.metrics_refresh!r}"
+            )
+        from ..export.prometheus import parse_windows
+
+        parse_windows(self.metrics_windows)  # raises ConfigError naming a bad window
 
     @property
     def loopback(self) -> bool:
@@ -196,6 +210,9 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             return int(value)
         if kind.startswith("float"):
             return float(value)
+        if kind.startswith("tuple"):  # a list, or comma-separated text ("1h,24h")
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip())
         return None if value is None else str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"server setting {name}: invalid value {value!r} ({kind})") from None
