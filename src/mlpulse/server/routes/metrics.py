@@ -45,8 +45,7 @@ class ServerStats:
     def count(self, scope: dict[str, Any], status: int) -> None:
         method = scope.get("method") or ""
         method = method if method in _METHODS else "other"
-        route = getattr(scope.get("route"), "path", None)
-        route = route if isinstance(route, str) else "unmatched"
+        route = _template(scope)
         rows = (scope.get("state") or {}).get("rows")
         key = (method, route, str(status))
         with self._lock:
@@ -70,6 +69,22 @@ class ServerStats:
             for kind, n in sorted(self.rows.items()):
                 rows.add_metric([kind], n)
         return [requests, rows]
+
+
+def _template(scope: dict[str, Any]) -> str:
+    """The matched route's path template under its routers' prefixes
+    (``/api/v1/models/{name}``), or ``unmatched``. The route knows its own template only;
+    the prefix is the request path's leading segments, as many as the template leaves (a
+    parameter matches one segment), so no user data is ever part of it."""
+    route = getattr(scope.get("route"), "path", None)
+    path = scope.get("path")
+    if not isinstance(route, str) or not isinstance(path, str):
+        return "unmatched"
+    parts = path.split("/")
+    depth = route.count("/")
+    if depth == 0 or depth >= len(parts):
+        return route
+    return "/".join(parts[: len(parts) - depth]) + route
 
 
 def _metrics_access(
