@@ -292,7 +292,7 @@ def dashboard(
             dashed="estimated",
         )
     layout.timeseries(
-        "$metric",
+        "Metric: $metric",
         "Any metric mlpulse exports for the model (choose it in the metric variable): "
         "realised, and estimated where mlpulse estimates it.",
         [
@@ -352,7 +352,7 @@ def dashboard(
     )
     layout.timeseries(
         "Firing alerts",
-        "1 while an mlpulse alert rule fires for the model.",
+        "Alert rules of the model: 1 while firing, 0 while pending.",
         [(_series("mlpulse_alert_firing", model), "{{rule}}")],
         bounds=(0, 1),
         steps=True,
