@@ -74,8 +74,7 @@ PRED = "binary_class_metric_test_prediction"
 LABEL = "binary_class_metric_test_label"
 # the article's accuracy query, verbatim (metric names as in the article)
 PROMQL_ALL = (
-    f"count(abs({LABEL} - on (output_id) {PRED}) < 0.5)"
-    f" / count({LABEL} - on (output_id) {PRED})"
+    f"count(abs({LABEL} - on (output_id) {PRED}) < 0.5) / count({LABEL} - on (output_id) {PRED})"
 )
 _PRED_1H = f"last_over_time({PRED}[1h])"
 PROMQL_1H = (
@@ -248,8 +247,18 @@ def postgres_cluster(tmp: Path) -> Iterator[tuple[str, str]]:
     )
     opts = f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off"
     subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l",
-         str(root / "log"), "start"],
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(root / "log"),
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
@@ -447,8 +456,10 @@ def run_prometheus(
             left = cap_s - spent
 
             def q(promql: str = promql, left: float = left) -> float:
-                url = base + "/api/v1/query?" + urllib.parse.urlencode(
-                    {"query": promql, "time": t_query}
+                url = (
+                    base
+                    + "/api/v1/query?"
+                    + urllib.parse.urlencode({"query": promql, "time": t_query})
                 )
                 with urllib.request.urlopen(url, timeout=max(left, 1)) as resp:
                     body = json.load(resp)
@@ -492,9 +503,7 @@ def main() -> None:
     ap.add_argument("--unlabeled", type=float, default=0.2, help="share never labeled")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument(
-        "--skip", nargs="*", default=[], choices=["prometheus", "postgres", "mlpulse"]
-    )
+    ap.add_argument("--skip", nargs="*", default=[], choices=["prometheus", "postgres", "mlpulse"])
     ap.add_argument("--prom-cap-s", type=float, default=600.0, help="per size, all its queries")
     ap.add_argument("--prom-rss-gib", type=float, default=12.0, help="kill Prometheus above")
     ap.add_argument("--no-save", action="store_true", help="do not append to results/")
@@ -649,7 +658,9 @@ def summarize(
         p, m = _median(res, "prometheus", "all"), _median(res, "mlpulse", "all")
         if p and m:
             metrics["prom_over_mlpulse_360k"] = p / m
-            targets.append(target("Prometheus / mlpulse at 360k, all time", p / m, ">=", 100.0, "x"))
+            targets.append(
+                target("Prometheus / mlpulse at 360k, all time", p / m, ">=", 100.0, "x")
+            )
     return metrics, targets
 
 
