@@ -73,6 +73,7 @@ EXPECT: dict[str, list[str]] = {
     "metrics.md": ["True True True True True True", "3591", "top_decile_precision"],
     "profiles.md": ["9975 25 9975 25", "True 0.0133", "20000 True", "True 1000 True True True"],
     "storage.md": ["runs/from-env.duckdb", "StoreLockedError", "runs/restored.duckdb 2 0.5"],
+    "prometheus.md": ['mlpulse_metric{model="churn",name="accuracy",version="v1",window="1h"} 0.333'],
     "alerts.md": [
         "churn-accuracy-low resolved 05:",
         "churn: churn-accuracy-low resolved ['opened', 'firing', 'resolved', 'closed']",
