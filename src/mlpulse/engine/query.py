@@ -455,32 +455,38 @@ def compute_metrics(
     if any(name in CORE_METRICS for name in names):
         decode.add(CORE)
     merged = query.merged(bounds, [CORE, LABELED], versions=versions, segment=seg, decode=decode)
-    rows = []
-    for (lo, hi), parts in zip(bounds, merged, strict=True):
+    # columns first, one DataFrame at the end: a one-window frame built from row dicts and
+    # converted column by column cost ~5x more than the query itself (alert rounds)
+    builtin_names = [name for name in names if name in builtin]
+    values: dict[str, list[Any]] = {name: [] for name in builtin_names}
+    counts, labeled_counts = [], []
+    for parts in merged:
         core, labeled = parts[CORE], parts[LABELED]
         n, n_labeled = parts[f"n_{CORE}"], parts[f"n_{LABELED}"]
-        row: dict[str, Any] = {
-            "window_start": from_micros(lo),
-            "window_end": from_micros(hi),
-            "n": n,
-            "n_labeled": n_labeled,
-        }
-        for name in names:
-            if name in builtin:
-                row[name] = _builtin(name, spec, core, labeled, n, n_labeled, task_metrics)
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=["window_start", "window_end", "n", "n_labeled", *names])
-    custom_names = [n for n in names if n not in builtin]
-    if custom_names:
-        for name in custom_names:
-            frame[name] = [
-                _custom(store, spec, custom[name], lo, hi, versions, seg) for lo, hi in bounds
-            ]
-    for column in ("window_start", "window_end"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
+        counts.append(n)
+        labeled_counts.append(n_labeled)
+        for name in builtin_names:
+            values[name].append(_builtin(name, spec, core, labeled, n, n_labeled, task_metrics))
+    data: dict[str, Any] = {
+        "window_start": _utc([lo for lo, _ in bounds]),
+        "window_end": _utc([hi for _, hi in bounds]),
+        "n": np.asarray(counts, dtype=np.int64),
+        "n_labeled": np.asarray(labeled_counts, dtype=np.int64),
+    }
     for name in names:
-        frame[name] = frame[name].astype("float64")
-    return frame
+        if name in builtin:
+            data[name] = np.asarray(values[name], dtype=np.float64)
+        else:
+            data[name] = np.asarray(
+                [_custom(store, spec, custom[name], lo, hi, versions, seg) for lo, hi in bounds],
+                dtype=np.float64,
+            )
+    return pd.DataFrame(data, columns=["window_start", "window_end", "n", "n_labeled", *names])
+
+
+def _utc(micros: list[int]) -> pd.DatetimeIndex:
+    """Microseconds since the epoch as UTC times (the frames' datetime64[us, UTC])."""
+    return pd.to_datetime(np.asarray(micros, dtype="datetime64[us]"), utc=True)
 
 
 def _builtin(
