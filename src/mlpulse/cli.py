@@ -216,7 +216,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="seconds the /metrics figures are served before a scrape has them recomputed "
-        "in the background; 0: at every scrape (default: 10)",
+        "in the background (at least 4x the last computation's time); 0: at every scrape "
+        "(default: 10)",
     )
     return parser
 

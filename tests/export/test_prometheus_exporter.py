@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from mlpulse._time import from_micros, now_micros
 from mlpulse.errors import ConfigError
+from mlpulse.export import prometheus
 from mlpulse.export.prometheus import MetricsExporter, encode, model_families, parse_windows
 from mlpulse.server import ServerConfig, create_app
 from mlpulse.server.keys import KeyStore
@@ -343,8 +344,9 @@ class TestFailures:
 class TestExporterCache:
     """Figures are kept ``refresh`` seconds; stale ones are served while new ones compute."""
 
-    def test_kept_then_recomputed_in_the_background(self, fleet) -> None:
+    def test_kept_then_recomputed_in_the_background(self, fleet, monkeypatch) -> None:
         service, now, _ = fleet
+        monkeypatch.setattr(prometheus, "DUTY", 0.0)  # refresh alone decides here
         exporter = MetricsExporter(["1h"], refresh=0.5)
         exporter.start()
         try:
@@ -364,6 +366,15 @@ class TestExporterCache:
         finally:
             assert exporter.stop(10)
         assert exporter._worker is None
+
+    def test_recomputed_no_sooner_than_four_computations(self) -> None:
+        """A slow fleet is not recomputed back to back: figures that took 3 s to compute are
+        served 12 s, even with ``refresh`` 1 s (at most a quarter of a core)."""
+        exporter = MetricsExporter(["1h"], refresh=1)
+        assert exporter.max_age(prometheus.Snapshot([], time.monotonic(), 3.0)) == 12.0
+        assert exporter.max_age(prometheus.Snapshot([], time.monotonic(), 0.01)) == 1.0
+        with pytest.raises(ConfigError, match="refresh"):
+            MetricsExporter(["1h"], refresh=float("nan"))
 
 
 @pytest.fixture

@@ -18,14 +18,18 @@ see DESIGN.md) as prometheus-client metric families, at one instant ``now``:
 * ``mlpulse_quality_violations{model, version, column, rule}`` over the shortest window;
 * ``mlpulse_alert_firing{rule, model}``: 1 while firing, 0 while pending.
 
+Beside them, ``mlpulse_server_held_labels{model}`` (labels waiting for their prediction) and
+``mlpulse_server_notifications_pending`` (the alert outbox's depth).
+
 A version with no prediction in a window gets ``count`` 0 for it and nothing else (what a
 query would answer, without the query). A model whose computation fails is left out of that
 family (logged once, counted in ``mlpulse_scrape_errors_total{model, part}``): one broken
 model never breaks the scrape.
 
 :class:`MetricsExporter` keeps the last figures and recomputes them, in a background
-thread, once they are older than ``refresh``: a scrape only renders text, whatever the
-fleet's size (a fleet of 100 models takes seconds to compute, chiefly drift and estimates).
+thread, once they are older than ``refresh`` and than four times the last computation's
+duration: a scrape only sends kept text, whatever the fleet's size (100 models with drift and
+estimates take seconds to compute), and the export takes at most a quarter of a core.
 
 >>> import pandas as pd
 >>> from mlpulse.service import Service
@@ -380,19 +384,55 @@ def render(
     return encode(model_families(service, parse_windows(windows)), accept)
 
 
+#: The last line of an OpenMetrics exposition.
+EOF = b"# EOF\n"
+
+
+def concat(bodies: Sequence[bytes]) -> bytes:
+    r"""One exposition from several of distinct families, each encoded for the same Accept
+    header: an OpenMetrics one ends with a single ``# EOF``.
+
+    >>> concat([b"a 1\n# EOF\n", b"b 2\n# EOF\n"])
+    b'a 1\nb 2\n# EOF\n'
+    >>> concat([b"a 1\n", b"b 2\n"])
+    b'a 1\nb 2\n'
+    """
+    if not bodies:
+        return b""
+    eof = bodies[-1].endswith(EOF)
+    parts = [b[: -len(EOF)] if eof and b.endswith(EOF) else b for b in bodies]
+    return b"".join(parts) + (EOF if eof else b"")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Model families computed at ``at`` (a ``time.monotonic()`` instant), in ``duration``
-    seconds."""
+    seconds; :meth:`encode` renders them once per format."""
 
     families: list[Metric]
     at: float
     duration: float
+    _encoded: dict[str, tuple[bytes, str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def encode(self, accept: str | None) -> tuple[bytes, str]:
+        """:func:`encode` of the families, kept per content type (a scrape of kept figures
+        costs no rendering)."""
+        _, content_type = choose_encoder(accept or "")
+        found = self._encoded.get(content_type)
+        if found is None:
+            found = self._encoded[content_type] = encode(self.families, accept)
+        return found
+
+
+#: Kept figures are recomputed no sooner than this many times the last computation's
+#: duration after it: the export takes at most a quarter of a core, whatever the fleet.
+DUTY = 4.0
 
 
 class MetricsExporter:
     """The last computed model families, recomputed by one background thread once older
-    than ``refresh`` seconds (``0``: at every scrape, in the scraping thread).
+    than ``refresh`` seconds and :data:`DUTY` times the last computation's duration
+    (``refresh=0``: at every scrape, in the scraping thread).
 
     :meth:`snapshot` answers at once with the figures it has; a scrape that finds none (the
     first) waits for the computation, up to ``wait`` seconds. One long-lived thread does
@@ -425,6 +465,10 @@ class MetricsExporter:
             self._snapshot = snap
         return snap
 
+    def max_age(self, snap: Snapshot) -> float:
+        """How long ``snap`` is served before a scrape has it recomputed."""
+        return max(self.refresh, DUTY * snap.duration)
+
     def snapshot(self, service: Service, wait: float = 10.0) -> Snapshot | None:
         """The figures to serve: the kept ones while fresh; else ask for a recomputation and
         serve the kept ones, or, with none kept, wait for it up to ``wait`` seconds (None
@@ -433,7 +477,7 @@ class MetricsExporter:
             return self.compute(service)
         with self._cond:
             snap = self._snapshot
-            if snap is not None and time.monotonic() - snap.at < self.refresh:
+            if snap is not None and time.monotonic() - snap.at < self.max_age(snap):
                 return snap
             if self._stopped:
                 return snap
@@ -499,6 +543,7 @@ __all__ = [
     "ScrapeErrors",
     "Snapshot",
     "Window",
+    "concat",
     "encode",
     "model_families",
     "parse_windows",

@@ -64,7 +64,7 @@ class ServerConfig:
     #: trailing windows of the ``/metrics`` series (durations, ``1h,24h`` on the command line)
     metrics_windows: tuple[str, ...] = ("1h", "24h")
     #: seconds the ``/metrics`` figures are served before a scrape has them recomputed (in
-    #: the background); 0 computes them at every scrape
+    #: the background; at least 4x the last computation's time); 0: at every scrape
     metrics_refresh: float = 10.0
 
     # -- loading ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ... import __version__
-from ...export.prometheus import MetricsExporter, encode
+from ...export.prometheus import MetricsExporter, concat, encode
 from ..errors import error_responses
 from .common import bearer, require, service
 
@@ -159,12 +159,13 @@ def metrics(request: Request, _: Annotated[None, Depends(_metrics_access)]) -> R
     except ValueError:
         wait = 9.5
     snap = exporter.snapshot(svc, wait=max(0.5, min(wait, 60.0)))
-    families: list[Metric] = list(snap.families) if snap is not None else []
+    accept = request.headers.get("accept")
+    # the kept model series are rendered once; the server's own at every scrape
+    bodies = [snap.encode(accept)[0]] if snap is not None else []
     scrape = snap.duration if snap is not None else None
     age = time.monotonic() - snap.at if snap is not None else None
-    families.extend(_server_families(request, svc.path, scrape, age))
-    body, content_type = encode(families, request.headers.get("accept"))
-    return Response(body, media_type=content_type)
+    body, content_type = encode(_server_families(request, svc.path, scrape, age), accept)
+    return Response(concat([*bodies, body]), media_type=content_type)
 
 
 __all__ = ["ServerStats", "router"]
