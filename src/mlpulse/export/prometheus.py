@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
@@ -327,7 +328,7 @@ def _version_series(
             frame["column"], frame["method"], frame["statistic"], frame["drifted"], strict=True
         ):
             out.drift_statistic.add([t.model, t.version, column, method], statistic)
-            if drifted is not None and drifted == drifted:  # not None/NaN
+            if not pd.isna(drifted):  # no verdict (too few rows): no sample
                 out.drift_detected.add([t.model, t.version, column], 1 if drifted else 0)
 
     def quality() -> None:
