@@ -30,12 +30,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._time import to_micros
+from ._time import from_micros, now_micros, parse_duration, to_micros
 from .engine.ingest import Engine, IngestReport
 from .engine.profiling import reference_features
 from .engine.query import compute_metrics, compute_summary
 from .engine.scope import Scope
-from .errors import ConfigError, SchemaError, UnknownModelError
+from .errors import ConfigError, RuleError, SchemaError, UnknownModelError
+from .metrics.catalog import metric_names
+from .metrics.custom import registered
 from .schema import (
     ModelSpec,
     check_column_name,
@@ -45,6 +47,7 @@ from .schema import (
     shown,
     to_arrow,
 )
+from .store import alerts as alert_store
 from .store import constraints as constraint_store
 from .store.database import Store
 from .store.reference import reference_columns, store_reference
@@ -182,7 +185,6 @@ class Service:
         """Create the recommended alert rules of a model that just got its first reference
         (rules of those names that exist already, edited by the user, are kept)."""
         from .alerts.recommended import recommended_for
-        from .store import alerts as alert_store
 
         existing = {d["name"] for d in alert_store.load_rule_dicts(self.store)}
         rules = [r for r in recommended_for(self, name, version) if r.name not in existing]
@@ -635,7 +637,6 @@ class Service:
         same name is replaced; ``replace`` drops the other user rules and notifiers first);
         returns the rule names. Raises ``RuleError`` naming the rule and the field."""
         from .alerts.rules import parse_rules
-        from .store import alerts as alert_store
 
         parsed = parse_rules(source)
         for rule in parsed.rules:
@@ -649,9 +650,6 @@ class Service:
     def _check_rule_model(self, rule: Any) -> None:
         """A rule naming a registered model must name a value that model has."""
         from .alerts.values import kind
-        from .errors import RuleError
-        from .metrics.catalog import metric_names
-        from .metrics.custom import registered
 
         try:
             spec = self.registry.get(rule.model)
@@ -674,7 +672,6 @@ class Service:
     def rules(self) -> pd.DataFrame:
         """The stored rules, one row each: name, model, metric, op, threshold, baseline,
         window, for, source, enabled, and the rule as a dict in ``rule``."""
-        from .store import alerts as alert_store
 
         dicts = alert_store.load_rule_dicts(self.store)
         columns = ["name", "model", "metric", "op", "threshold", "baseline", "window", "for",
@@ -685,7 +682,6 @@ class Service:
 
     def delete_rules(self, names: Sequence[str] | str) -> int:
         """Delete rules by name; returns how many existed."""
-        from .store import alerts as alert_store
 
         names = [names] if isinstance(names, str) else list(names)
         # a name no rule can have (not text, a lone surrogate) names no rule
@@ -695,7 +691,6 @@ class Service:
         """The stored notifier configurations, safe to show: ``${ENV}`` references are kept,
         secrets written literally read ``<redacted>``."""
         from .alerts.notifiers import redact_config
-        from .store import alerts as alert_store
 
         return [redact_config(c) for c in alert_store.load_notifiers(self.store)]
 
@@ -707,7 +702,6 @@ class Service:
 
     def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame:
         """Every alert (pending, firing, resolved), newest first."""
-        from .store import alerts as alert_store
 
         if state is not None and state not in ("pending", "firing", "resolved"):
             raise ConfigError(f"state must be 'pending', 'firing' or 'resolved', got {state!r}")
@@ -717,7 +711,6 @@ class Service:
 
     def incidents(self, status: str | None = None) -> pd.DataFrame:
         """Incidents, newest first: id, title, status, opened_at, resolved_at, models, alerts."""
-        from .store import alerts as alert_store
 
         if status is not None and status not in ("open", "acknowledged", "resolved"):
             raise ConfigError(f"status must be 'open', 'acknowledged' or 'resolved', got {status!r}")
@@ -725,8 +718,6 @@ class Service:
 
     def incident(self, incident_id: int) -> dict[str, Any]:
         """One incident: its fields, ``alerts`` and ``timeline`` (DataFrames)."""
-        from .errors import RuleError
-        from .store import alerts as alert_store
 
         number = _incident_id(incident_id)
         row = alert_store.get_incident(self.store, number)
@@ -746,9 +737,6 @@ class Service:
 
     def acknowledge(self, incident_id: int) -> None:
         """Mark an open incident acknowledged (notifications go on)."""
-        from ._time import now_micros
-        from .errors import RuleError
-        from .store import alerts as alert_store
 
         if not alert_store.acknowledge_incident(self.store, _incident_id(incident_id), now_micros()):
             raise RuleError(f"unknown incident {incident_id!r}")
@@ -765,9 +753,6 @@ class Service:
         from ``start`` (default now) for ``duration``; returns the silence's id."""
         import uuid
 
-        from ._time import now_micros, parse_duration
-        from .errors import RuleError
-        from .store import alerts as alert_store
 
         if not isinstance(matchers, dict) or not matchers:
             raise RuleError("silence: field 'matchers': a non-empty mapping of label -> value is required")
@@ -793,23 +778,17 @@ class Service:
 
     def silences(self) -> pd.DataFrame:
         """Every silence: id, matchers, starts_at, ends_at, comment, created_by, active."""
-        from ._time import now_micros
-        from .store import alerts as alert_store
 
         return alert_store.silences_frame(self.store, now_micros())
 
     def expire_silence(self, silence_id: str) -> None:
         """End a silence now."""
-        from ._time import now_micros
-        from .errors import RuleError
-        from .store import alerts as alert_store
 
         if not _sql_text(silence_id) or not alert_store.expire_silence(self.store, silence_id, now_micros()):
             raise RuleError(f"unknown silence {silence_id!r}")
 
     def notifications(self) -> pd.DataFrame:
         """The notification outbox: id, notifier, status (pending|sent|failed), attempts, ..."""
-        from .store import alerts as alert_store
 
         return alert_store.outbox(self.store)
 
@@ -826,8 +805,6 @@ def _sql_text(value: Any) -> bool:
 
 
 def _incident_id(value: Any) -> int:
-    from .errors import RuleError
-
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -838,8 +815,6 @@ def _incident_id(value: Any) -> int:
 
 
 def _time(micros: int | None) -> Any:
-    from ._time import from_micros
-
     return from_micros(micros) if micros is not None else None
 
 
