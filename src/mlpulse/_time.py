@@ -147,6 +147,35 @@ def _to_micros(value: object, now: int | None) -> int:
     raise ConfigError(f"invalid timestamp {value!r} of type {type(value).__name__}")
 
 
+def is_relative(value: object) -> bool:
+    """Whether ``value`` names a time relative to now: ``"now"``, ``"-24h"``, ``"+5m"``.
+
+    >>> is_relative("-12h"), is_relative("now"), is_relative("2026-01-01"), is_relative(0)
+    (True, True, False, False)
+    """
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text == "now" or (text[:1] in "+-" and _DURATION.match(text[1:]) is not None)
+
+
+def aligned_start(start: object, lo: int, step: object, align: bool = True) -> int:
+    """The first window's start: ``lo`` (``start`` resolved) moved down to a whole multiple
+    of ``step`` since the Unix epoch (UTC) when ``start`` is relative and ``align`` is on,
+    so that ``start="-12h", step="1h"`` gives windows on whole hours, as Prometheus and
+    Grafana align a range to its step. An absolute start, no step or ``align=False``
+    leaves ``lo`` as it is.
+
+    >>> aligned_start("-12h", 90 * MINUTE + 7, "1h") == HOUR
+    True
+    >>> aligned_start("1970-01-01T01:30:00", 90 * MINUTE, "1h") == 90 * MINUTE
+    True
+    """
+    if not align or step is None or not is_relative(start):
+        return lo
+    return align_down(lo, parse_duration(step))  # type: ignore[arg-type]
+
+
 def from_micros(micros: int) -> datetime:
     """Return the timezone-aware UTC datetime for microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=int(micros))

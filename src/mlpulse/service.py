@@ -292,6 +292,7 @@ class Service:
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> Scope:
         """What a query over this model reads (see :class:`Scope`)."""
         spec = self.registry.get(name)
@@ -303,6 +304,7 @@ class Service:
             end=end,
             step=step,
             segment=segment,
+            align=align,
         )
 
     # -- ingest -------------------------------------------------------------------------
@@ -431,10 +433,12 @@ class Service:
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         """``Model.metrics``: one row per window."""
         scope = self.scope(
-            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions,
+            align=align,
         )
         return compute_metrics(self.store, self.registry, scope, metrics)
 
@@ -448,10 +452,12 @@ class Service:
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         """``Model.summary``: per window and feature column."""
         scope = self.scope(
-            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions,
+            align=align,
         )
         return compute_summary(self.store, self.registry, scope)
 
@@ -489,12 +495,14 @@ class Service:
         multivariate: bool | Sequence[str] = False,
         sample_size: int = 5000,
         versions: str | None = None,
+        align: bool = True,
     ):
         """``Model.drift``: a :class:`~mlpulse.drift.DriftReport`."""
         from .drift.compute import compute_drift
 
         scope = self.scope(
-            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions,
+            align=align,
         )
         return compute_drift(
             self.store,
@@ -525,12 +533,14 @@ class Service:
         infer: bool = True,
         mode: str = "sketch",
         versions: str | None = None,
+        align: bool = True,
     ):
         """``Model.quality``: a :class:`~mlpulse.quality.check.QualityReport`."""
         from .quality.check import QualityReport, compute_quality
 
         scope = self.scope(
-            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions,
+            align=align,
         )
         return QualityReport(
             compute_quality(
@@ -557,12 +567,14 @@ class Service:
         band: bool = False,
         mode: str = "sketch",
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         """``Model.estimate``: label-free estimates, the metrics frame's shape."""
         from .estimation.compute import compute_estimate
 
         scope = self.scope(
-            name, version, start=start, end=end, step=step, segment=segment, versions=versions
+            name, version, start=start, end=end, step=step, segment=segment, versions=versions,
+            align=align,
         )
         return compute_estimate(self.store, self.registry, scope, metrics, mode=mode, band=band)
 
@@ -628,6 +640,30 @@ class Service:
         spec = self.registry.get(name)
         self.registry.require_version(spec, version)
         log_resource_usage(self.store, spec, version, memory_mb, timestamp)
+
+    def put_profiles(
+        self,
+        name: str,
+        version: str,
+        profiles: Any,
+        *,
+        replace: bool = True,
+        batch_id: str | None = None,
+        batch_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Store bucket profiles computed elsewhere (``mlpulse.spark``): an Arrow table with
+        ``segment, resolution, bucket, part, blob`` rows. ``replace=True`` replaces every
+        bucket it covers (a re-run is idempotent); ``replace=False`` merges into the stored
+        buckets, once per ``batch_id``. Returns ``rows``, ``parts``, ``buckets``,
+        ``replaced`` and ``duplicate`` (see :mod:`mlpulse.engine.imports`)."""
+        from .engine.imports import put_profiles
+
+        spec = self.registry.get(name)
+        self.registry.require_version(spec, version)
+        return put_profiles(
+            self.engine, spec, version, profiles,
+            replace=bool(replace), batch_id=batch_id, batch_hash=batch_hash,
+        )  # fmt: skip
 
 
     # -- alerting ---------------------------------------------------------------------------

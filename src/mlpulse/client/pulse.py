@@ -337,10 +337,13 @@ class Model:
         step: Any = None,
         segment: Any = None,
         version: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         """One row per window: window_start, window_end, n, n_labeled and each metric.
 
-        ``version=None`` is this handle's version; ``"*"`` merges all versions.
+        ``version=None`` is this handle's version; ``"*"`` merges all versions. A relative
+        ``start`` is aligned to the ``step`` (whole hours for ``"1h"``; ``align=False``
+        keeps it as given); see ``docs/metrics.md``, "Aligned windows".
         """
         return self._t.metrics(
             self.name,
@@ -351,6 +354,7 @@ class Model:
             step=step,
             segment=segment,
             versions=version,
+            align=align,
         )
 
     def summary(
@@ -360,11 +364,12 @@ class Model:
         step: Any = None,
         segment: Any = None,
         version: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         """Per window and feature: count, missing, mean, std, min, p50, max, distinct, top."""
         return self._t.summary(
             self.name, self.version, start=start, end=end, step=step, segment=segment,
-            versions=version,
+            versions=version, align=align,
         )
 
     def quarantined(self, start: Any = None, end: Any = None) -> pd.DataFrame:
@@ -391,13 +396,16 @@ class Model:
         multivariate: bool | Sequence[str] = False,
         sample_size: int = 5000,
         version: str | None = None,
+        align: bool = True,
     ):
         """Drift of the window ``[start, end)`` against a baseline, per column and overall.
 
         ``against``: ``"reference"``, a version name, or ``{"start": ..., "end": ...}``.
         ``method``: ``"auto"``, a method name, or a dict column -> name; ``thresholds``: a
         dict keyed by method or column name. Returns a :class:`mlpulse.drift.DriftReport`
-        (``.dataset_drift``, ``.to_pandas()``). See ``docs/drift.md``.
+        (``.dataset_drift``, ``.to_pandas()``). With ``step``, ``.to_pandas()`` has one
+        block per window (``window_start``, ``window_end`` first), ``.windows`` one row per
+        window and ``.change_points()`` when each column changed. See ``docs/drift.md``.
         """
         return self._t.drift(
             self.name,
@@ -417,6 +425,7 @@ class Model:
             multivariate=multivariate if isinstance(multivariate, bool) else list(multivariate),
             sample_size=sample_size,
             versions=version,
+            align=align,
         )
 
     def quality(
@@ -430,6 +439,7 @@ class Model:
         infer: bool = True,
         mode: str = "sketch",
         version: str | None = None,
+        align: bool = True,
     ):
         """Constraint violations in ``[start, end)`` (per window with ``step``).
 
@@ -449,6 +459,7 @@ class Model:
             infer=infer,
             mode=mode,
             versions=version,
+            align=align,
         )
 
     def set_constraints(self, constraints: Any, replace: bool = False) -> None:
@@ -470,6 +481,7 @@ class Model:
         band: bool = False,
         mode: str = "sketch",
         version: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         """Label-free estimates (CBPE) of accuracy, precision, recall, f1, roc_auc per window:
         the same frame as :meth:`metrics`; ``band=True`` adds ``<metric>_lower``/``_upper``
@@ -485,6 +497,7 @@ class Model:
             band=band,
             mode=mode,
             versions=version,
+            align=align,
         )
 
     def log_training_features(self, table: Any, id: str = "id") -> int:
@@ -504,6 +517,17 @@ class Model:
     def log_resource_usage(self, memory_mb: float, timestamp: Any = None) -> None:
         """Record a memory sample (MB) of the serving process for this version."""
         self._t.log_resource_usage(self.name, self.version, memory_mb, timestamp)
+
+    def put_profiles(
+        self, profiles: Any, replace: bool = True, batch_id: str | None = None
+    ) -> dict[str, Any]:
+        """Store bucket profiles computed elsewhere (what ``mlpulse.spark`` sends): a table of
+        ``segment, resolution, bucket, part, blob``. ``replace=True`` replaces the buckets it
+        covers (re-running is idempotent); ``replace=False`` merges into them, once per
+        ``batch_id``. Returns ``rows``, ``parts``, ``buckets``, ``replaced``, ``duplicate``."""
+        return self._t.put_profiles(
+            self.name, self.version, profiles, replace=replace, batch_id=batch_id
+        )
 
     def checks(self, start: Any = "-24h", end: Any = "now", **options: Any):
         """Run the seven ML Test Score monitors; returns a

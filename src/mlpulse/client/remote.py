@@ -372,6 +372,32 @@ class HttpTransport:
         body = {"memory_mb": float(memory_mb), "timestamp": _iso(timestamp)}
         self._request("POST", f"{_version_path(name, version)}/resource-usage", json=body)
 
+    def put_profiles(
+        self,
+        name: str,
+        version: str,
+        profiles: Any,
+        *,
+        replace: bool = True,
+        batch_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Bucket profiles as an Arrow stream; a ``batch_id`` travels as the
+        Idempotency-Key (retries and replays store it once)."""
+        from ..engine.imports import as_table
+
+        table = as_table(name, profiles)
+        headers = {"Content-Type": ARROW}
+        if batch_id is not None:
+            headers["Idempotency-Key"] = str(batch_id)
+        answer = self._request(
+            "PUT",
+            f"{_version_path(name, version)}/profiles",
+            params={"replace": "true" if replace else "false"},
+            content=_arrow_bytes(table),
+            headers=headers,
+        ).json()
+        return {k: answer[k] for k in ("rows", "parts", "buckets", "replaced", "duplicate")}
+
     # -- queries ------------------------------------------------------------------------
 
     def metrics(
@@ -385,11 +411,12 @@ class HttpTransport:
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         names = [metrics] if isinstance(metrics, str) else metrics
         return self._get_frame(
             f"{_version_path(name, version)}/metrics",
-            _window(start, end, step, segment, versions)
+            _window(start, end, step, segment, versions, align)
             | {"metrics": list(names) if names is not None else None},
         )
 
@@ -403,10 +430,11 @@ class HttpTransport:
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         return self._get_frame(
             f"{_version_path(name, version)}/summary",
-            _window(start, end, step, segment, versions),
+            _window(start, end, step, segment, versions, align),
         )
 
     def quarantined(
@@ -428,12 +456,13 @@ class HttpTransport:
         segment: Any = None,
         step: Any = None,
         versions: str | None = None,
+        align: bool = True,
         **options: Any,
     ):
         from ..drift.report import DriftReport
 
         sent = {k: _iso(v) for k, v in against.items()} if isinstance(against, dict) else against
-        body = _window(start, end, step, segment, versions) | {"against": sent} | options
+        body = _window(start, end, step, segment, versions, align) | {"against": sent} | options
         answer = self._request("POST", f"{_version_path(name, version)}/drift", json=body)
         report = DriftReport.from_dict(answer.json())
         report.against = against  # as the caller gave it, as in process
@@ -452,12 +481,13 @@ class HttpTransport:
         infer: bool = True,
         mode: str = "sketch",
         versions: str | None = None,
+        align: bool = True,
     ):
         from ..quality.check import QualityReport
         from ..quality.constraints import parse_constraints
 
         given = parse_constraints(constraints) if constraints is not None else None
-        body = _window(start, end, step, segment, versions) | {
+        body = _window(start, end, step, segment, versions, align) | {
             "constraints": [c.to_dict() for c in given] if given is not None else None,
             "infer": infer,
             "mode": mode,
@@ -477,11 +507,12 @@ class HttpTransport:
         band: bool = False,
         mode: str = "sketch",
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame:
         names = [metrics] if isinstance(metrics, str) else metrics
         return self._get_frame(
             f"{_version_path(name, version)}/estimate",
-            _window(start, end, step, segment, versions)
+            _window(start, end, step, segment, versions, align)
             | {
                 "metrics": list(names) if names is not None else None,
                 "band": "true" if band else "false",
@@ -799,15 +830,18 @@ def _version_path(name: str, version: str) -> str:
     return f"{_model_path(name)}/versions/{urlquote(version, safe='')}"
 
 
-def _window(start: Any, end: Any, step: Any, segment: Any, versions: str | None) -> dict[str, Any]:
-    """A query's window parameters as the server takes them (None: not sent)."""
+def _window(
+    start: Any, end: Any, step: Any, segment: Any, versions: str | None, align: bool = True
+) -> dict[str, Any]:
+    """A query's window parameters as the server takes them (None: not sent; ``align``
+    only when off, its default being on)."""
     return {
         "start": _iso(start),
         "end": _iso(end),
         "step": _step(step),
         "segment": _segment(segment),
         "versions": versions,
-    }
+    } | ({} if align else {"align": False})
 
 
 def _batch(name: str, table: Any, id: str, what: str) -> pa.Table:

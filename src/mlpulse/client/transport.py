@@ -74,6 +74,15 @@ class Transport(Protocol):
     def log_resource_usage(
         self, name: str, version: str, memory_mb: float, timestamp: Any = None
     ) -> None: ...
+    def put_profiles(
+        self,
+        name: str,
+        version: str,
+        profiles: Any,
+        *,
+        replace: bool = True,
+        batch_id: str | None = None,
+    ) -> dict[str, Any]: ...
 
     # -- queries
     def metrics(
@@ -87,6 +96,7 @@ class Transport(Protocol):
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame: ...
     def summary(
         self,
@@ -98,6 +108,7 @@ class Transport(Protocol):
         step: Any = None,
         segment: Any = None,
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame: ...
     def quarantined(
         self, name: str, version: str | None = None, *, start: Any = None, end: Any = None
@@ -122,6 +133,7 @@ class Transport(Protocol):
         multivariate: bool | Sequence[str] = False,
         sample_size: int = 5000,
         versions: str | None = None,
+        align: bool = True,
     ) -> Any: ...
     def quality(
         self,
@@ -136,6 +148,7 @@ class Transport(Protocol):
         infer: bool = True,
         mode: str = "sketch",
         versions: str | None = None,
+        align: bool = True,
     ) -> Any: ...
     def estimate(
         self,
@@ -150,6 +163,7 @@ class Transport(Protocol):
         band: bool = False,
         mode: str = "sketch",
         versions: str | None = None,
+        align: bool = True,
     ) -> pd.DataFrame: ...
     def checks(
         self, name: str, version: str, *, start: Any = "-24h", end: Any = "now", **options: Any

@@ -206,6 +206,8 @@ class DriftRequest(RequestBody):
     multivariate: bool | Annotated[list[ColumnName], Field(max_length=2000)] = False
     sample_size: int = Field(default=5000, ge=1, le=100_000)
     versions: VersionName | None = None
+    #: align a relative start to the step (windows on whole multiples of the step)
+    align: bool = True
 
 
 class ColumnDriftResult(BaseModel):
@@ -249,6 +251,8 @@ class QualityRequest(RequestBody):
     infer: bool = True
     mode: Literal["sketch", "exact"] = "sketch"
     versions: VersionName | None = None
+    #: align a relative start to the step (windows on whole multiples of the step)
+    align: bool = True
 
 
 class ChecksRequest(RequestBody):

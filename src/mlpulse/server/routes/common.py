@@ -87,6 +87,13 @@ Start = Annotated[str, Query(min_length=1, max_length=64, description="ISO time 
 End = Annotated[str, Query(min_length=1, max_length=64, description="ISO time or 'now'")]
 Step = Annotated[str | None, Query(min_length=1, max_length=32, description="e.g. '1h'")]
 Segment = Annotated[str | None, Query(min_length=1, max_length=300, description="'plan=pro'")]
+Align = Annotated[
+    bool,
+    Query(
+        description="align a relative start to the step (windows on whole multiples of the "
+        "step since the epoch, UTC); false: the first window starts at start"
+    ),
+]
 Versions = Annotated[
     str | None,
     Query(

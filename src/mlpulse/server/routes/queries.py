@@ -14,6 +14,7 @@ from ..schemas import FrameResult, QuarantineResult
 from .common import (
     FRAME_RESPONSE,
     QUERY_ERRORS,
+    Align,
     End,
     Metrics,
     Mode,
@@ -48,6 +49,7 @@ def get_metrics(
     step: Step = None,
     segment: Segment = None,
     versions: Versions = None,
+    align: Align = True,
     _: None = require("read"),
 ) -> Response:
     """``model.metrics``: one row per window with window_start, window_end, n, n_labeled and
@@ -63,6 +65,7 @@ def get_metrics(
         step=step,
         segment=segment,
         versions=t.versions,
+        align=align,
     )
     return frame_response(request, frame, t.spec.name, t.read)
 
@@ -77,13 +80,21 @@ def get_summary(
     step: Step = None,
     segment: Segment = None,
     versions: Versions = None,
+    align: Align = True,
     _: None = require("read"),
 ) -> Response:
     """``model.summary``: per window and feature column, counts, missing and statistics."""
     svc = service(request)
     t = target(svc, name, version, versions)
     frame = svc.summary(
-        name, t.version, start=start, end=end, step=step, segment=segment, versions=t.versions
+        name,
+        t.version,
+        start=start,
+        end=end,
+        step=step,
+        segment=segment,
+        versions=t.versions,
+        align=align,
     )
     return frame_response(request, frame, t.spec.name, t.read)
 
@@ -101,6 +112,7 @@ def get_estimate(
     band: Annotated[bool, Query(description="add <metric>_lower and <metric>_upper")] = False,
     mode: Mode = "sketch",
     versions: Versions = None,
+    align: Align = True,
     _: None = require("read"),
 ) -> Response:
     """``model.estimate``: label-free estimates (binary models), the metrics frame's shape;
@@ -118,6 +130,7 @@ def get_estimate(
         band=band,
         mode=mode,
         versions=t.versions,
+        align=align,
     )
     return frame_response(request, frame, t.spec.name, t.read)
 
