@@ -578,6 +578,71 @@ class Service:
         )
         return compute_estimate(self.store, self.registry, scope, metrics, mode=mode, band=band)
 
+    # -- investigation (docs/investigation.md) ----------------------------------------------
+
+    def segments(
+        self,
+        name: str,
+        version: str,
+        metric: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        """``Model.segments``: segment values ranked by their contribution to the metric's
+        change against a baseline (``mlpulse.investigate.segments``)."""
+        from .investigate.segments import compute_segments
+
+        scope = self.scope(name, version, start=start, end=end, versions=versions)
+        return compute_segments(self.store, self.registry, scope, metric, against, segment)
+
+    def slices(
+        self,
+        name: str,
+        version: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        metric: str = "error",
+        max_conditions: int = 2,
+        min_support: Any = None,
+        limit: int = 20,
+        versions: str | None = None,
+        alpha: float = 0.05,
+    ) -> pd.DataFrame:
+        """``Model.slices``: feature slices where the model errs significantly more
+        (``mlpulse.investigate.slices``)."""
+        from .investigate.slices import compute_slices
+
+        scope = self.scope(name, version, start=start, end=end, versions=versions)
+        return compute_slices(
+            self.store, self.registry, scope, metric, max_conditions, min_support, limit, alpha
+        )
+
+    def rows(
+        self,
+        name: str,
+        version: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        where: dict[str, Any] | None = None,
+        ids: Sequence[str] | str | None = None,
+        limit: int = 100,
+        include_quarantined: bool = False,
+        cursor: str | None = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        """``Model.rows``: raw predictions with labels and trace ids (and quarantined rows
+        with their reason); ``frame.attrs["next"]`` continues after the last row."""
+        from .investigate.drill import drill_rows
+
+        scope = self.scope(name, version, start=start, end=end, versions=versions)
+        return drill_rows(
+            self.store, scope, where, ids, limit, include_quarantined=include_quarantined,
+            cursor=cursor,
+        )  # fmt: skip
+
     def checks(self, name: str, version: str, *, start: Any = "-24h", end: Any = "now", **options: Any):
         """``Model.checks``: the ML Test Score monitors, a
         :class:`~mlpulse.monitors.MonitorReport`."""
@@ -770,6 +835,13 @@ class Service:
             "alerts": alert_store.incident_alerts(self.store, number),
             "timeline": alert_store.incident_timeline(self.store, number),
         }
+
+    def root_cause(self, incident_id: int) -> pd.DataFrame:
+        """What changed when the incident began, ranked: rank, kind, subject, score, detail
+        (see :mod:`mlpulse.alerts.rootcause`)."""
+        from .alerts.rootcause import root_cause
+
+        return root_cause(self, _incident_id(incident_id))
 
     def acknowledge(self, incident_id: int) -> None:
         """Mark an open incident acknowledged (notifications go on)."""
