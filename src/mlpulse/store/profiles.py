@@ -126,6 +126,52 @@ def save(conn, model_id: int, parts: dict[Key, Any], cache: TxnCache | None = No
         )
 
 
+def replace_buckets(
+    conn,
+    model_id: int,
+    version: str,
+    buckets: Iterable[tuple[str, int]],
+    parts: dict[Key, Any],
+    cache: TxnCache | None = None,
+) -> int:
+    """Drop every stored part (all segments) of ``version``'s ``(resolution, bucket)``
+    pairs, then save ``parts``: the buckets hold exactly what was computed for them (profiles
+    recomputed elsewhere, in Spark say, replace the buckets they cover). Returns the parts
+    dropped."""
+    covered = sorted({(str(r), int(b)) for r, b in buckets})
+    dropped: list[str] = []
+    if covered:
+        table = pa.table(
+            {
+                "resolution": pa.array([r for r, _b in covered], pa.string()),
+                "bucket": pa.array([b for _r, b in covered], pa.int64()),
+            }
+        )
+        conn.register("__covered", table)
+        try:
+            dropped = [
+                row[0]
+                for row in conn.execute(
+                    "DELETE FROM profiles p USING __covered c WHERE p.model_id = ? "
+                    "AND p.version = ? AND p.resolution = c.resolution AND p.bucket = c.bucket "
+                    "RETURNING p.key",
+                    [model_id, version],
+                ).fetchall()
+            ]
+        finally:
+            unregister(conn, "__covered")
+        if dropped:
+            conn.register("__dropped", pa.table({"key": pa.array(dropped, pa.string())}))
+            try:
+                conn.execute("DELETE FROM profile_blobs WHERE key IN (SELECT key FROM __dropped)")
+            finally:
+                unregister(conn, "__dropped")
+            if cache is not None:
+                cache.put_many(dict.fromkeys(dropped))  # known to hold nothing now
+    save(conn, model_id, parts, cache)
+    return len(dropped)
+
+
 def bucket_span(conn, model_id: int) -> tuple[int, int] | None:
     """(earliest, latest) bucket start stored for a model over every time resolution, or
     None when it has none: window queries clamp long windows to it."""
@@ -181,3 +227,18 @@ def load_range(
     return [
         (v, s, int(b), p, int(n), found[k][1] if k in found else None) for v, s, b, p, n, k in rows
     ]
+
+
+def version_spans(conn, model_id: int) -> dict[str, tuple[int, int]]:
+    """Version -> (first, last) bucket start holding its predictions, over every time
+    resolution (a compacted bucket starts at or before its first row): when each version
+    started and stopped taking traffic, to the resolution its buckets are kept at."""
+    from .._time import RESOLUTIONS
+
+    names = ", ".join(f"'{name}'" for name in RESOLUTIONS)  # internal constants
+    rows = conn.execute(
+        f"SELECT version, min(bucket), max(bucket) FROM profiles WHERE model_id = ? "
+        f"AND segment = '' AND part = 'core' AND resolution IN ({names}) GROUP BY version",
+        [model_id],
+    ).fetchall()
+    return {str(v): (int(lo), int(hi)) for v, lo, hi in rows}
