@@ -510,6 +510,72 @@ class Model:
         rate."""
         return self._t.skew(self.name, self.version, tolerance)
 
+    # -- investigation (docs/investigation.md) ----------------------------------------
+
+    def segments(
+        self,
+        metric: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = None,
+        segment: Any = None,
+        *,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Segment values ranked by their contribution to the change of ``metric`` (a ratio
+        of row sums: accuracy, precision, recall, f1, log_loss, mae, count, ...) from
+        ``against`` (None: the reference if it has labels, else the previous window of the
+        same length; ``"reference"``, ``"previous"`` or ``{"start": ..., "end": ...}``) to
+        ``[start, end)``. Columns: segment, value, rows, rows_against, share, share_against,
+        metric, metric_against, change, contribution (summing to the total change per
+        segment column), p_value."""
+        return self._t.segments(
+            self.name, self.version, metric, start=start, end=end, against=against,
+            segment=segment, versions=version,
+        )  # fmt: skip
+
+    def slices(
+        self,
+        start: Any = "-24h",
+        end: Any = "now",
+        metric: str = "error",
+        max_conditions: int = 2,
+        min_support: Any = None,
+        limit: int = 20,
+        *,
+        alpha: float = 0.05,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Feature slices (up to ``max_conditions`` conditions) where the model errs
+        significantly more than elsewhere, Benjamini-Hochberg controlled at ``alpha``:
+        slice, conditions, rows, support, error_rate, lift, p_value, q_value."""
+        return self._t.slices(
+            self.name, self.version, start=start, end=end, metric=metric,
+            max_conditions=max_conditions, min_support=min_support, limit=limit,
+            versions=version, alpha=alpha,
+        )  # fmt: skip
+
+    def rows(
+        self,
+        start: Any = "-24h",
+        end: Any = "now",
+        where: dict[str, Any] | None = None,
+        ids: Sequence[str] | str | None = None,
+        limit: int = 100,
+        *,
+        include_quarantined: bool = False,
+        cursor: str | None = None,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Raw predictions of ``[start, end)`` with labels, latencies and trace ids, filtered
+        by ``where`` (column -> value, list of values or None) and ``ids``; with
+        ``include_quarantined``, the quarantined rows received in the window follow with
+        their ``quarantine_reason``. ``frame.attrs["next"]`` continues (``cursor=``)."""
+        return self._t.rows(
+            self.name, self.version, start=start, end=end, where=where, ids=ids, limit=limit,
+            include_quarantined=include_quarantined, cursor=cursor, versions=version,
+        )  # fmt: skip
+
     def set_training_info(self, trained_at: Any = None, max_age: Any = None) -> None:
         """Record when this version was trained and how old it may get (``"30d"``)."""
         self._t.set_training_info(self.name, self.version, trained_at, max_age)

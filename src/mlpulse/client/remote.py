@@ -538,6 +538,75 @@ class HttpTransport:
     def skew(self, name: str, version: str, tolerance: float = 1e-9) -> pd.DataFrame:
         return self._get_frame(f"{_version_path(name, version)}/skew", {"tolerance": tolerance})
 
+    # -- investigation ------------------------------------------------------------------
+
+    def _post_table(self, path: str, body: dict[str, Any]) -> pd.DataFrame:
+        """A POST route's frame, exactly as the service built it (see ``_frames``)."""
+        response = self._request("POST", path, json=body, headers={"Accept": ARROW})
+        return frame_from_arrow(response.content)
+
+    def segments(
+        self,
+        name: str,
+        version: str,
+        metric: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        sent = {k: _iso(v) for k, v in against.items()} if isinstance(against, dict) else against
+        body = {"metric": metric, "start": _iso(start), "end": _iso(end), "against": sent,
+                "segment": segment, "versions": versions}  # fmt: skip
+        return self._post_table(f"{_version_path(name, version)}/segments", body)
+
+    def slices(
+        self,
+        name: str,
+        version: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        metric: str = "error",
+        max_conditions: int = 2,
+        min_support: Any = None,
+        limit: int = 20,
+        versions: str | None = None,
+        alpha: float = 0.05,
+    ) -> pd.DataFrame:
+        body = {"start": _iso(start), "end": _iso(end), "metric": metric,
+                "max_conditions": max_conditions, "min_support": min_support, "limit": limit,
+                "versions": versions, "alpha": alpha}  # fmt: skip
+        return self._post_table(f"{_version_path(name, version)}/slices", body)
+
+    def rows(
+        self,
+        name: str,
+        version: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        where: dict[str, Any] | None = None,
+        ids: Sequence[str] | str | None = None,
+        limit: int = 100,
+        include_quarantined: bool = False,
+        cursor: str | None = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame:
+        """Pages of at most ``PAGE_ROWS`` rows, followed until ``limit`` rows or the end."""
+        from ..investigate.drill import MAX_ROWS, follow_pages
+
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_ROWS:
+            raise ConfigError(f"model {name!r}: limit must be an integer in 1..{MAX_ROWS:,}, got {limit!r}")
+        path = f"{_version_path(name, version)}/rows"
+        body = {"start": _iso(start), "end": _iso(end), "where": where,
+                "ids": [ids] if isinstance(ids, str) else ids,
+                "include_quarantined": include_quarantined, "versions": versions}  # fmt: skip
+
+        def fetch(size: int, page_cursor: str | None) -> pd.DataFrame:
+            return self._post_table(path, body | {"limit": size, "cursor": page_cursor})
+
+        return follow_pages(fetch, limit, cursor)
+
     # -- alerting -----------------------------------------------------------------------
 
     def load_rules(self, source: Any, replace: bool = False) -> list[str]:
@@ -589,6 +658,9 @@ class HttpTransport:
         out["alerts"] = self._get_table(f"{path}/alerts", {})
         out["timeline"] = self._get_table(f"{path}/timeline", {})
         return out
+
+    def root_cause(self, incident_id: int) -> pd.DataFrame:
+        return self._get_table(f"{_incident_path(incident_id)}/root_cause", {})
 
     def acknowledge(self, incident_id: int) -> None:
         self._request("POST", f"{_incident_path(incident_id)}/acknowledge")

@@ -170,6 +170,43 @@ class Transport(Protocol):
     ) -> Any: ...
     def constraints(self, name: str) -> list: ...
     def skew(self, name: str, version: str, tolerance: float = 1e-9) -> pd.DataFrame: ...
+    def segments(
+        self,
+        name: str,
+        version: str,
+        metric: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        against: Any = None,
+        segment: Any = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame: ...
+    def slices(
+        self,
+        name: str,
+        version: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        metric: str = "error",
+        max_conditions: int = 2,
+        min_support: Any = None,
+        limit: int = 20,
+        versions: str | None = None,
+        alpha: float = 0.05,
+    ) -> pd.DataFrame: ...
+    def rows(
+        self,
+        name: str,
+        version: str,
+        start: Any = "-24h",
+        end: Any = "now",
+        where: dict[str, Any] | None = None,
+        ids: Sequence[str] | str | None = None,
+        limit: int = 100,
+        include_quarantined: bool = False,
+        cursor: str | None = None,
+        versions: str | None = None,
+    ) -> pd.DataFrame: ...
 
     # -- lifecycle
     # alerting
@@ -181,6 +218,7 @@ class Transport(Protocol):
     def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame: ...
     def incidents(self, status: str | None = None) -> pd.DataFrame: ...
     def incident(self, incident_id: int) -> dict[str, Any]: ...
+    def root_cause(self, incident_id: int) -> pd.DataFrame: ...
     def acknowledge(self, incident_id: int) -> None: ...
     def silence(
         self,

@@ -301,6 +301,17 @@ class StoredResult(BaseModel):
     stored: int
 
 
+class ProfilesResult(BaseModel):
+    """What a profile import stored: rows profiled, parts and buckets written, stored parts
+    a replacement dropped, and whether the Idempotency-Key was seen before (nothing written)."""
+
+    rows: int
+    parts: int
+    buckets: int
+    replaced: int
+    duplicate: bool
+
+
 class TrainingInfoRequest(RequestBody):
     """When the version was trained, and how old it may get (``max_age``: '30d', or
     seconds)."""

@@ -25,7 +25,7 @@ from ..bodies import (
     read_body,
 )
 from ..errors import ApiError, error_responses
-from ..schemas import IngestResult, ResourceUsageRequest, StoredResult
+from ..schemas import IngestResult, ProfilesResult, ResourceUsageRequest, StoredResult
 from .common import WRITE_ERRORS, NameParam, VersionParam, require, service
 
 router = APIRouter()
@@ -257,6 +257,65 @@ def post_resource_usage(
     process (the ``computational`` check)."""
     service(request).log_resource_usage(name, version, body.memory_mb, body.timestamp)
     return Response(status_code=204)
+
+
+@router.put(
+    "/models/{name}/versions/{version}/profiles",
+    response_model=ProfilesResult,
+    responses=_INGEST_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "an Arrow IPC stream with columns segment, resolution, bucket, "
+            "part, blob (what mlpulse.spark sends); Content-Encoding: gzip is accepted",
+            "content": {ARROW_STREAM: {"schema": _BINARY}},
+        }
+    },
+    tags=["ingest"],
+)
+async def put_profiles(
+    request: Request,
+    name: NameParam,
+    version: VersionParam,
+    idempotency_key: IdempotencyKey = None,
+    replace: Annotated[
+        bool, Query(description="replace the buckets covered (else merge into them)")
+    ] = True,
+    _: None = require("ingest"),
+) -> JSONResponse:
+    """``model.put_profiles(profiles, replace, batch_id)``: bucket profiles computed
+    elsewhere (Spark partitions). ``replace=true`` replaces every bucket the body covers, so
+    a re-run is idempotent; ``replace=false`` merges into the stored buckets, once per
+    Idempotency-Key."""
+    limits = request.app.state.limits
+    body = await read_body(request, limits)
+    kind = media_type(request.headers.get("content-type"))
+
+    def work() -> dict:
+        svc = service(request)
+        spec = svc.spec(name)
+        svc.registry.require_version(spec, version)
+        if kind != ARROW_STREAM:
+            raise ApiError(
+                415, f"unsupported Content-Type {kind or 'none'!r}; send {ARROW_STREAM}"
+            )
+        try:
+            table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ApiError(
+                400, f"the body is not a valid Arrow IPC stream: {exc}", "invalid_arrow"
+            ) from None
+        if table.num_rows > limits.max_rows:
+            raise ApiError(
+                413, f"{table.num_rows} profile rows in one request; the limit is "
+                f"{limits.max_rows} (max_rows): split the import"
+            )  # fmt: skip
+        digest = batch_hash("profiles", version, request, body)
+        return svc.put_profiles(
+            name, version, table, replace=replace, batch_id=idempotency_key, batch_hash=digest
+        )
+
+    return JSONResponse(ProfilesResult(**await run_in_threadpool(work)).model_dump())
 
 
 __all__ = ["batch_hash", "router"]

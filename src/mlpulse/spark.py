@@ -1,0 +1,588 @@
+"""Apache Spark: bucket profiles computed where the data lives, sent to the model's store.
+
+>>> from mlpulse import spark as mlspark                             # doctest: +SKIP
+>>> mlspark.profile(model, predictions_sdf, labels=labels_sdf,      # doctest: +SKIP
+...                 id="rid", timestamp="ts", label="y")
+
+:func:`profile` runs mlpulse's own validation and profiling code
+(:func:`mlpulse.engine.validate.validate_predictions`,
+:func:`mlpulse.engine.profiling.batch_parts` and
+:func:`~mlpulse.engine.profiling.labeled_minute_parts`) inside Spark partitions through
+``mapInArrow``; the labels are validated the same way, the latest per id (by its timestamp)
+is joined to the predictions by id in Spark, the per-partition profiles are merged per bucket
+with ``reduceByKey`` and only the merged profiles travel to the store (embedded or a server)
+through ``Model.put_profiles``. The buckets a run covers are *replaced*: re-running after more
+labels arrived updates them, and re-running on the same data changes nothing.
+
+:func:`sink` is a Structured Streaming ``foreachBatch`` function: each micro-batch's profiles
+are *merged* into the stored buckets (a micro-batch holds new rows of buckets that earlier
+ones may have begun), once per micro-batch id, so a micro-batch that Spark replays after a
+failure is not counted twice.
+
+pyspark is an optional dependency (``pip install 'mlpulse[spark]'``): importing this module
+works without it; calling a function that needs Spark raises a clear error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._time import RESOLUTIONS, now_micros
+from .errors import ConfigError
+from .profiles.bucket import CORE, LABELED, decode_part, encode_part, merge_part
+from .schema import OTHER_SEGMENT, SEGMENT_CAP, ModelSpec, infer_features
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+#: Internal column names added to the rows a partition profiles.
+ID, LABEL, LABEL_TS = "__mlpulse_id", "__mlpulse_label", "__mlpulse_label_ts"
+#: Parts of the partition output that are counters (of rows received, and of predictions and
+#: labels quarantined, by reason in ``segment``), not profiles; the count is in ``blob``.
+RECEIVED, QUARANTINED, LABELS_QUARANTINED = "__received__", "__quarantined__", "__labels_q__"
+COUNTERS = (RECEIVED, QUARANTINED, LABELS_QUARANTINED)
+#: Rows a partition profiles at once (its Arrow batches are gathered up to this many).
+CHUNK_ROWS = 262_144
+#: Bytes of profiles per request to the store (each request holds whole buckets).
+REQUEST_BYTES = 32 * 1024 * 1024
+#: Distinct values of a segment column read to the driver; the store admits up to the cap
+#: of them (sorted) and pools the rest into ``__other__``, as the engine does at ingest.
+SEGMENT_VALUES_READ = 10 * SEGMENT_CAP
+
+_OUTPUT_SCHEMA = pa.schema(
+    [
+        ("segment", pa.string()),
+        ("resolution", pa.string()),
+        ("bucket", pa.int64()),
+        ("part", pa.string()),
+        ("blob", pa.binary()),
+    ]
+)
+
+
+def _require_spark() -> Any:
+    try:
+        import pyspark  # noqa: F401
+        from pyspark.sql import functions
+    except ImportError:
+        raise ConfigError(
+            "mlpulse.spark needs pyspark: pip install 'mlpulse[spark]' (and Java 17 for a "
+            "local Spark)"
+        ) from None
+    return functions
+
+
+@dataclass
+class SparkReport:
+    """What a run profiled and sent: ``received == stored + quarantined`` rows of
+    predictions; ``labeled`` predictions carry a label; ``reasons`` counts quarantined
+    rows (predictions and labels) by reason; ``bytes_sent`` is the size of the profiles
+    sent to the store, in ``requests`` requests."""
+
+    received: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    labeled: int = 0
+    labels_quarantined: int = 0
+    parts: int = 0
+    buckets: int = 0
+    replaced: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    duplicate: bool = False
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+# -- what runs in the partitions (plain Python, testable without Spark) ---------------------
+
+
+@dataclass(frozen=True)
+class Profiler:
+    """Profiles the Arrow batches of one partition with the embedded engine's code."""
+
+    spec: ModelSpec
+    version: str
+    admitted: dict[str, set[str]]
+    id: str
+    timestamp: str | None
+    now: int
+    chunk_rows: int = CHUNK_ROWS
+
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        parts: dict[tuple, Any] = {}
+        counts: Counter[tuple[str, str]] = Counter()
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= self.chunk_rows:
+                self.profile(pa.Table.from_batches(pending), parts, counts)
+                pending, rows = [], 0
+        if pending:
+            self.profile(pa.Table.from_batches(pending), parts, counts)
+        yield output(parts, counts)
+
+    def profile(self, table: pa.Table, parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> None:
+        """Add a chunk's parts to ``parts`` and its counters to ``counts``."""
+        from .engine.profiling import batch_parts, labeled_minute_parts, rollup
+        from .engine.validate import validate_predictions
+
+        spec = self.spec
+        labels = table.column(LABEL) if LABEL in table.column_names else None
+        drop = [c for c in (LABEL, LABEL_TS, ID) if c in table.column_names]
+        table = table.drop_columns(drop)
+        clean = validate_predictions(
+            table, spec, self.version, id_col=self.id, ts_col=self.timestamp, now=self.now
+        )
+        counts[(RECEIVED, "")] += table.num_rows
+        counts.update((QUARANTINED, reason) for reason in clean.quarantine.reasons)
+        batch = clean.table
+        errors = clean.type_errors
+        if labels is not None:
+            kept = labels.take(batch.column("__row"))
+            label_type = pa.string() if spec.task == "multiclass" else pa.float64()
+            batch = batch.set_column(
+                batch.schema.get_field_index("__label"), "__label", kept.cast(label_type)
+            )
+        minutes = batch.column("__minute").to_numpy()
+        if len(minutes) and not np.all(minutes[1:] >= minutes[:-1]):  # as the engine does
+            order = np.argsort(minutes, kind="stable")
+            batch = batch.take(pa.array(order))
+            errors = {c: m[order] for c, m in errors.items()}
+        if batch.num_rows == 0:
+            return
+        fresh = batch_parts(batch, spec, self.version, self.admitted, errors)
+        if labels is not None:
+            labeled = batch.filter(pc.is_valid(batch.column("__label")))
+            if labeled.num_rows:
+                labeled = labeled.append_column(
+                    "__version", pa.array([self.version] * labeled.num_rows, pa.string())
+                )
+                finer = labeled_minute_parts(labeled, spec, self.admitted)
+                fresh.update(finer)
+                for resolution in list(RESOLUTIONS)[1:]:
+                    finer = rollup(finer, resolution)
+                    fresh.update(finer)
+        for key, value in fresh.items():
+            short = key[1:]  # (segment, resolution, bucket, part): the version is known
+            parts[short] = value if short not in parts else merge_part(key[4], parts[short], value)
+
+
+def output(parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> pa.RecordBatch:
+    """A partition's parts (serialised) and counters as one record batch."""
+    keys = sorted(parts, key=lambda k: (k[1], k[2], k[0], k[3]))
+    segments = [k[0] for k in keys] + [reason for _kind, reason in counts]
+    resolutions = [k[1] for k in keys] + [""] * len(counts)
+    buckets = [int(k[2]) for k in keys] + [0] * len(counts)
+    names = [k[3] for k in keys] + [kind for kind, _reason in counts]
+    blobs = [encode_part(k[3], parts[k]) for k in keys] + [_count(n) for n in counts.values()]
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(segments, pa.string()),
+            pa.array(resolutions, pa.string()),
+            pa.array(buckets, pa.int64()),
+            pa.array(names, pa.string()),
+            pa.array(blobs, pa.binary()),
+        ],
+        schema=_OUTPUT_SCHEMA,
+    )
+
+
+def _count(n: int) -> bytes:
+    return int(n).to_bytes(8, "big")
+
+
+def merge_blobs(a: tuple[str, bytes], b: tuple[str, bytes]) -> tuple[str, bytes]:
+    """Merge two serialised parts of the same key (the ``reduceByKey`` function)."""
+    part = a[0]
+    return part, encode_part(part, merge_part(part, decode_part(part, a[1]), decode_part(part, b[1])))
+
+
+@dataclass(frozen=True)
+class LabelChecker:
+    """Validates labels with the engine's code: ``(id, label, timestamp µs, reason)``."""
+
+    spec: ModelSpec
+    id: str
+    label: str
+    timestamp: str | None
+    now: int
+
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from .engine.validate import validate_feedback
+
+        label_type = pa.string() if self.spec.task == "multiclass" else pa.float64()
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            table = pa.Table.from_batches([batch])
+            clean = validate_feedback(
+                table, self.spec, id_col=self.id, label_col=self.label, ts_col=self.timestamp,
+                now=self.now,
+            )  # fmt: skip
+            good = clean.table
+            q = clean.quarantine
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.concat_arrays([good.column("__id").combine_chunks().cast(pa.string()),
+                                      pa.array(q.ids, pa.string())]),
+                    pa.concat_arrays([good.column("__label").combine_chunks().cast(label_type),
+                                      pa.nulls(len(q), label_type)]),
+                    pa.concat_arrays([good.column("__ts").combine_chunks().cast(pa.int64()),
+                                      pa.nulls(len(q), pa.int64())]),
+                    pa.concat_arrays([pa.nulls(good.num_rows, pa.string()),
+                                      pa.array(q.reasons, pa.string())]),
+                ],  # fmt: skip
+                names=[ID, LABEL, LABEL_TS, "reason"],
+            )
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+def _columns(sdf: DataFrame) -> list[str]:
+    return list(sdf.columns)
+
+
+def _arrow_schema(sdf: DataFrame) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    try:
+        return to_arrow_schema(sdf.schema, timezone="UTC")
+    except TypeError:  # pragma: no cover - pyspark 3.5 takes no time zone
+        return to_arrow_schema(sdf.schema)
+
+
+def _check_columns(model: Any, sdf: DataFrame, what: str, needed: dict[str, str | None]) -> None:
+    present = set(_columns(sdf))
+    for role, column in needed.items():
+        if column is not None and column not in present:
+            raise ConfigError(
+                f"model {model.name!r}: {what} have no {role} column {column!r}; their columns "
+                f"are: {', '.join(sorted(present)) or 'none'}"
+            )
+
+
+def _id_type_ok(schema: pa.Schema, column: str) -> bool:
+    dtype = schema.field(column).type
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_integer(dtype)
+
+
+def _segment_values(sdf: DataFrame, column: str) -> set[str]:
+    """Distinct values of a segment column as the engine names them (Arrow's string cast)."""
+    rows = sdf.select(column).where(sdf[column].isNotNull()).distinct()
+    table = _to_arrow(rows.limit(SEGMENT_VALUES_READ))
+    values = table.column(0)
+    if not pa.types.is_string(values.type):
+        values = pc.cast(values, pa.string())
+    return set(sorted(v for v in values.to_pylist() if v != OTHER_SEGMENT)[:SEGMENT_VALUES_READ])
+
+
+def _to_arrow(sdf: DataFrame) -> pa.Table:
+    if hasattr(sdf, "toArrow"):  # pyspark >= 4
+        return sdf.toArrow()
+    return pa.Table.from_pandas(sdf.toPandas(), preserve_index=False)  # pragma: no cover
+
+
+def _spec_for(model: Any, sdf_schema: pa.Schema, exclude: set[str]) -> ModelSpec:
+    """The model's spec with the feature columns the data adds (the store adds them too)."""
+    spec: ModelSpec = model.spec
+    empty = sdf_schema.empty_table()
+    new = {k: v for k, v in infer_features(empty, exclude).items() if k not in spec.features}
+    return spec.with_features(new) if new else spec
+
+
+def _profiles(
+    model: Any,
+    predictions: DataFrame,
+    *,
+    labels: DataFrame | None,
+    id: str,
+    timestamp: str | None,
+    label: str | None,
+    label_timestamp: str | None,
+    partitions: int | None,
+    report: SparkReport,
+) -> pa.Table:
+    """Run the Spark jobs; return the merged parts (and fill the report's counters)."""
+    F = _require_spark()
+    spec: ModelSpec = model.spec
+    label = label or spec.label
+    now = now_micros()
+    _check_columns(model, predictions, "predictions", {"id": id, "timestamp": timestamp,
+                                                         "prediction": spec.prediction})  # fmt: skip
+    schema = _arrow_schema(predictions)
+    if not _id_type_ok(schema, id):
+        raise ConfigError(
+            f"model {model.name!r}: predictions id column {id!r} is {schema.field(id).type}; "
+            "ids must be strings or integers"
+        )
+    exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
+    spec = _spec_for(model, schema, exclude)
+    admitted = {
+        column: _segment_values(predictions, column)
+        for column in spec.segments
+        if column in predictions.columns
+    }
+    rows = predictions
+    if labels is not None:
+        ts = label_timestamp or (timestamp if timestamp in labels.columns else None)
+        if ts is None:
+            raise ConfigError(
+                f"model {model.name!r}: labels need a timestamp column so that the latest "
+                f"label of an id wins; pass label_timestamp= (their columns: "
+                f"{', '.join(sorted(labels.columns))})"
+            )
+        _check_columns(model, labels, "labels", {"id": id, "label": label, "timestamp": ts})
+        if not _id_type_ok(_arrow_schema(labels), id):
+            raise ConfigError(f"model {model.name!r}: labels id column {id!r} must hold strings "
+                              "or integers")  # fmt: skip
+        label_type = "string" if spec.task == "multiclass" else "double"
+        checked = labels.select(id, label, ts).mapInArrow(
+            LabelChecker(spec, id, label, ts, now),
+            f"{ID} string, {LABEL} {label_type}, {LABEL_TS} long, reason string",
+        )
+        bad = checked.where(F.col("reason").isNotNull()).groupBy("reason").count().collect()
+        for row in bad:
+            report.reasons[row["reason"]] = report.reasons.get(row["reason"], 0) + int(row["count"])
+            report.labels_quarantined += int(row["count"])
+        latest = (
+            checked.where(F.col("reason").isNull())
+            .groupBy(ID)
+            .agg(F.max_by(F.col(LABEL), F.struct(F.col(LABEL_TS), F.col(LABEL))).alias(LABEL))
+        )
+        rows = predictions.withColumn(ID, F.col(id).cast("string")).join(latest, on=ID, how="left")
+    else:
+        if label in predictions.columns:  # labels inline (an already joined table or stream)
+            rows = predictions.withColumn(LABEL, F.col(label))
+    if timestamp is not None:
+        rows = _by_hour(rows, timestamp, partitions, F)
+    profiler = Profiler(spec, model.version, admitted, id, timestamp, now)
+    if LABEL in rows.columns and labels is None:
+        profiler = _InlineLabels(spec, model.version, admitted, id, timestamp, now, label=label)
+    out = rows.mapInArrow(profiler, _schema_ddl())
+    merged = (
+        out.rdd.map(lambda r: ((r[0], r[1], r[2], r[3]), (r[3], r[4])))
+        .reduceByKey(_reduce)
+        .map(lambda kv: (*kv[0], kv[1][1]))
+        .collect()
+    )
+    table = pa.table(
+        {
+            name: pa.array([r[i] for r in merged], _OUTPUT_SCHEMA.field(name).type)
+            for i, name in enumerate(_OUTPUT_SCHEMA.names)
+        }
+    )
+    return table
+
+
+def _reduce(a: tuple[str, bytes], b: tuple[str, bytes]) -> tuple[str, bytes]:
+    if a[0] in COUNTERS:
+        return a[0], _count(int.from_bytes(a[1], "big") + int.from_bytes(b[1], "big"))
+    return merge_blobs(a, b)
+
+
+def _schema_ddl() -> str:
+    return "segment string, resolution string, bucket long, part string, blob binary"
+
+
+def _by_hour(rows: DataFrame, timestamp: str, partitions: int | None, F: Any) -> DataFrame:
+    """Rows hash-partitioned by their event hour, so that each partition holds whole hours
+    and a bucket's profile comes from few partitions (a partition's chunk merges the rest).
+    Only an optimisation: the merge makes any partitioning correct."""
+    dtype = dict(rows.dtypes)[timestamp]
+    column = F.col(timestamp)
+    if dtype.startswith("timestamp"):
+        hour = F.floor(F.unix_micros(column.cast("timestamp")) / 3_600_000_000)
+    elif dtype in ("string",):
+        hour = F.substring(column, 1, 13)
+    elif dtype == "date":
+        hour = column
+    else:  # numbers: seconds since the epoch
+        hour = F.floor(column.cast("double") / 3600)
+    n = partitions or rows.sparkSession.sparkContext.defaultParallelism
+    return rows.repartition(max(int(n), 1), hour)
+
+
+@dataclass(frozen=True)
+class _InlineLabels(Profiler):
+    """A profiler for rows that carry their label in a column (validated per chunk)."""
+
+    label: str = "label"
+
+    def profile(self, table: pa.Table, parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> None:
+        from .engine.validate import validate_feedback
+
+        source = table.column(LABEL)
+        present = pc.is_valid(source)
+        label_type = pa.string() if self.spec.task == "multiclass" else pa.float64()
+        labels = pa.nulls(table.num_rows, label_type)
+        if pc.any(present).as_py():
+            rows = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+            sub = pa.table({self.id: table.column(self.id).take(pa.array(rows)),
+                            self.label: source.take(pa.array(rows))})  # fmt: skip
+            clean = validate_feedback(
+                sub, self.spec, id_col=self.id, label_col=self.label, ts_col=None, now=self.now
+            )
+            counts.update((LABELS_QUARANTINED, reason) for reason in clean.quarantine.reasons)
+            good = rows[clean.table.column("__row").to_numpy()]
+            values = np.full(table.num_rows, None, dtype=object)
+            values[good] = clean.table.column("__label").to_pylist()
+            labels = pa.array(values, label_type)
+        super().profile(table.set_column(table.schema.get_field_index(LABEL), LABEL, labels),
+                        parts, counts)  # fmt: skip
+
+
+def _send(model: Any, table: pa.Table, replace: bool, batch_id: str | None, report: SparkReport,
+          max_bytes: int = REQUEST_BYTES) -> None:  # fmt: skip
+    """Send the parts in requests of whole buckets, each at most ``max_bytes`` (but one
+    bucket, whatever its size)."""
+    if table.num_rows == 0:
+        return
+    table = table.sort_by([("resolution", "ascending"), ("bucket", "ascending"),
+                           ("segment", "ascending"), ("part", "ascending")])  # fmt: skip
+    res = table.column("resolution").to_pylist()
+    bkt = table.column("bucket").to_pylist()
+    sizes = pc.binary_length(table.column("blob")).to_numpy(zero_copy_only=False)
+    starts = [0]
+    size = 0
+    for i in range(table.num_rows):
+        if i and (res[i], bkt[i]) != (res[i - 1], bkt[i - 1]) and size + sizes[i] > max_bytes:
+            starts.append(i)
+            size = 0
+        size += int(sizes[i]) + 64
+    starts.append(table.num_rows)
+    for number, (lo, hi) in enumerate(zip(starts, starts[1:], strict=False)):
+        chunk = table.slice(lo, hi - lo)
+        key = None if batch_id is None else f"{batch_id}#{number}"
+        answer = model.put_profiles(chunk, replace=replace, batch_id=key)
+        report.requests += 1
+        report.bytes_sent += int(chunk.nbytes)
+        report.parts += int(answer["parts"])
+        report.buckets += int(answer["buckets"])
+        report.replaced += int(answer["replaced"])
+        report.duplicate = report.duplicate or bool(answer["duplicate"])
+
+
+def _run(model: Any, predictions: DataFrame, *, replace: bool, batch_id: str | None,
+         **options: Any) -> SparkReport:  # fmt: skip
+    report = SparkReport()
+    table = _profiles(model, predictions, report=report, **options)
+    counters = pc.is_in(table.column("part"), pa.array(COUNTERS))
+    for reason, part, blob in zip(
+        *(table.filter(counters).column(c).to_pylist() for c in ("segment", "part", "blob")),
+        strict=True,
+    ):
+        n = int.from_bytes(blob, "big")
+        if part == RECEIVED:
+            report.received += n
+            continue
+        report.reasons[reason] = report.reasons.get(reason, 0) + n
+        if part == QUARANTINED:
+            report.quarantined += n
+        else:
+            report.labels_quarantined += n
+    parts = table.filter(pc.invert(counters))
+    _count_rows(parts, report)
+    _send(model, parts, replace, batch_id, report)
+    return report
+
+
+def _count_rows(parts: pa.Table, report: SparkReport) -> None:
+    """Stored and labeled rows from the all-rows minute parts."""
+    mask = pc.and_(pc.equal(parts.column("segment"), ""), pc.equal(parts.column("resolution"), "minute"))
+    finest = parts.filter(mask)
+    for part, blob in zip(finest.column("part").to_pylist(), finest.column("blob").to_pylist(),
+                          strict=True):  # fmt: skip
+        if part == CORE:
+            report.stored += decode_part(CORE, blob).n
+        elif part == LABELED:
+            report.labeled += int(getattr(decode_part(LABELED, blob), "n", 0))
+
+
+# -- public API --------------------------------------------------------------------------------
+
+
+def profile(
+    model: Any,
+    predictions: DataFrame,
+    *,
+    labels: DataFrame | None = None,
+    id: str = "id",
+    timestamp: str | None = "timestamp",
+    label: str | None = None,
+    label_timestamp: str | None = None,
+    partitions: int | None = None,
+) -> SparkReport:
+    """Profile a Spark DataFrame of predictions (and labels) into ``model``'s store.
+
+    ``predictions`` holds the id, the event time ``timestamp``, the model's prediction
+    column, features and optionally ``latency_ms``; ``labels`` holds the id, the ``label``
+    column (default: the model's) and a timestamp (``label_timestamp``, default the column
+    named ``timestamp``): the latest valid label of each id wins. Without ``labels``, a
+    ``label`` column in ``predictions`` is taken as each row's label. Every bucket the rows
+    fall in (minute, 10 minutes, hour, day; every segment and part) is *replaced* by what
+    this run computes, so give a run whole days (or whole hours) of data.
+    """
+    _require_spark()
+    return _run(model, predictions, replace=True, batch_id=None, labels=labels, id=id,
+                timestamp=timestamp, label=label, label_timestamp=label_timestamp,
+                partitions=partitions)  # fmt: skip
+
+
+def sink(
+    model: Any,
+    *,
+    id: str = "id",
+    timestamp: str | None = "timestamp",
+    label: str | None = None,
+    name: str | None = None,
+    partitions: int | None = None,
+) -> Callable[[DataFrame, int], SparkReport]:
+    """A ``foreachBatch`` function for Structured Streaming: each micro-batch's profiles are
+    merged into the stored buckets, once per micro-batch (``name`` + the batch id is the
+    idempotency key: give each streaming query writing to this model version its own
+    ``name``; the default is the model and version)."""
+    key = name or f"mlspark:{model.name}:{model.version}"
+
+    def write(batch: DataFrame, epoch_id: int) -> SparkReport:
+        return _run(model, batch, replace=False, batch_id=f"{key}:{int(epoch_id)}",
+                    labels=None, id=id, timestamp=timestamp, label=label,
+                    label_timestamp=None, partitions=partitions)  # fmt: skip
+
+    return write
+
+
+def stream(
+    model: Any,
+    predictions: DataFrame,
+    *,
+    checkpoint: str,
+    id: str = "id",
+    timestamp: str | None = "timestamp",
+    label: str | None = None,
+    name: str | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> Any:
+    """Start a streaming query that profiles ``predictions`` (a streaming DataFrame) into
+    ``model`` with :func:`sink`; returns the ``StreamingQuery``."""
+    _require_spark()
+    writer = predictions.writeStream.foreachBatch(
+        sink(model, id=id, timestamp=timestamp, label=label, name=name)
+    ).option("checkpointLocation", checkpoint)
+    if trigger:
+        writer = writer.trigger(**trigger)
+    return writer.start()
+
+
+__all__ = ["Profiler", "SparkReport", "merge_blobs", "profile", "sink", "stream"]
