@@ -225,6 +225,18 @@ CALLS: dict[str, list[Callable[[Model], Any]]] = {
         lambda m: m.estimate("accuracy", **W, mode="exact"),
     ],
     "skew": [lambda m: m.skew(), lambda m: m.skew(tolerance=0.5)],
+    "segments": [
+        lambda m: m.segments("accuracy", **W),
+        lambda m: m.segments("count", START + pd.Timedelta("3h"), END,
+                             against={"start": START, "end": START + pd.Timedelta("3h")}),
+    ],
+    "slices": [lambda m: m.slices(**W), lambda m: m.slices(**W, max_conditions=1, alpha=1.0)],
+    "rows": [
+        # label_timestamp is when the label arrived: not the same on both sides
+        lambda m: m.rows(**W, where={"plan": "pro"}, limit=1500).drop(columns="label_timestamp"),
+        lambda m: m.rows(**W, ids=["r1", "r2", "nope"], include_quarantined=True).drop(
+            columns="label_timestamp"),
+    ],
     "checks": [lambda m: m.checks(**W, now=BASE + pd.Timedelta("7h"))],
 }
 #: Writes, checked through what they change (they ran in ``_fill`` on both transports).

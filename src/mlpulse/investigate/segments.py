@@ -336,7 +336,7 @@ def _column_frame(
     frame = pd.DataFrame(
         {
             "segment": column,
-            "value": pd.Series(names, dtype=object),
+            "value": pd.Series(names, dtype="str"),  # missing: NaN, as over Arrow
             "rows": a["N"].astype(np.int64),
             "rows_against": b["N"].astype(np.int64),
             "share": share,

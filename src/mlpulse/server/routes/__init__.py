@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import alerts, analyses, ingest, keys, models, queries
+from . import alerts, analyses, ingest, investigate, keys, models, queries
 from .common import records, require
 
 router = APIRouter(prefix="/api/v1")
-for _module in (models, ingest, queries, analyses, alerts, keys):
+for _module in (models, ingest, queries, analyses, investigate, alerts, keys):
     router.include_router(_module.router)
 
 __all__ = ["records", "require", "router"]
