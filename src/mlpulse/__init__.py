@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from . import display as _display  # noqa: F401  (registers frame.mlpulse and notebook HTML)
 from . import errors
 from .client.pulse import Model, Observation, Pulse
 from .engine.ingest import IngestReport

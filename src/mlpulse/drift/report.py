@@ -21,7 +21,7 @@ infinities as ``"Infinity"`` / ``"-Infinity"``, and ``from_dict`` rebuilds it ex
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -51,6 +51,8 @@ class ColumnDrift:
     n_current: int = 0
     mode: str = "sketch"  # sketch | exact | exact-fallback
     note: str = ""
+    #: evidence of drift, Φ⁻¹(1 - p), N(0, 1) on clean data (see ``methods.evidence``)
+    score: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-safe (see :func:`float_to_json`)."""
@@ -68,6 +70,7 @@ class ColumnDrift:
             "n_current": int(self.n_current),
             "mode": str(self.mode),
             "note": str(self.note),
+            "score": float_to_json(self.score),
         }
 
     @classmethod
@@ -87,6 +90,7 @@ class ColumnDrift:
             n_current=int(data.get("n_current", 0)),
             mode=data.get("mode", "sketch"),
             note=data.get("note", ""),
+            score=float_from_json(data.get("score")),
         )
 
 
@@ -178,6 +182,12 @@ class DriftReport:
     ``dataset_drift`` is True when, after the multiple-testing ``correction`` over the
     columns tested with p-values, at least ``drift_share`` of the columns drifted (the
     default share, 0 -- "any column" -- makes it a family-wise / FDR-controlled decision).
+
+    With a ``step``, ``timeline`` holds one report per window (each window against the same
+    baseline): :meth:`to_pandas` is their blocks with ``window_start`` and ``window_end``
+    first, :attr:`windows` one row per window, :meth:`change_points` when each column
+    changed. ``columns``, ``dataset_drift`` and ``drifted_columns`` stay the whole span's
+    (:attr:`overall` is that report alone).
     """
 
     columns: list[ColumnDrift]
@@ -187,6 +197,34 @@ class DriftReport:
     against: Any = "reference"
     mode: str = "sketch"
     multivariate: dict[str, dict[str, Any]] = field(default_factory=dict)
+    step: str | None = None
+    timeline: list[DriftReport] = field(default_factory=list)
+
+    @property
+    def overall(self) -> DriftReport:
+        """The whole span's report, without the timeline (the report itself without step)."""
+        return replace(self, step=None, timeline=[])
+
+    @property
+    def windows(self) -> pd.DataFrame:
+        """One row per window: window_start, window_end, n (rows compared: the most of any
+        column), drifted (columns), share_drifted, dataset_drift, drifted_columns (a list).
+        Without a step, one row for the span."""
+        from .timeline import windows_frame
+
+        return windows_frame(self.timeline if self.step is not None else [self])
+
+    def change_points(self, k: float = 1.0, h: float = 6.0) -> pd.DataFrame:
+        """When each column changed, from a CUSUM over its per-window evidence (needs a
+        step): column, method, change_point, first_drifted, detected, statistic,
+        drifted_windows, cusum. See :func:`mlpulse.drift.timeline.change_points`."""
+        if self.step is None:
+            raise ConfigError(
+                "change_points needs a timeline: call model.drift(..., step='1h') (any step)"
+            )
+        from .timeline import change_points
+
+        return change_points(self.timeline, k=k, h=h)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -207,7 +245,12 @@ class DriftReport:
 
     def to_pandas(self, details: bool = False) -> pd.DataFrame:
         """One row per column: column, kind, method, statistic, p_value, threshold, drifted
-        (``details=True`` adds p_adjusted, n_reference, n_current, mode and note)."""
+        (``details=True`` adds p_adjusted, n_reference, n_current, mode and note). With a
+        step, one such block per window, with ``window_start`` and ``window_end`` first."""
+        if self.step is not None:
+            from .timeline import timeline_frame
+
+            return timeline_frame(self.timeline, details)
         rows = [asdict(c) for c in self.columns]
         names = COLUMNS + (
             ["p_adjusted", "n_reference", "n_current", "mode", "note"] if details else []
@@ -223,7 +266,7 @@ class DriftReport:
 
         ``columns`` (each :meth:`ColumnDrift.to_dict`), ``correction``, ``drift_share``,
         ``window`` (two ISO 8601 times), ``against`` (times in it as ISO 8601), ``mode``,
-        ``multivariate``; ``dataset_drift`` and ``drifted_columns`` are there for readers
+        ``multivariate``, ``step`` and ``timeline`` (one such dict per window); ``dataset_drift`` and ``drifted_columns`` are there for readers
         of the JSON and ignored by :meth:`from_dict` (they follow from the rest)."""
         return {
             "columns": [c.to_dict() for c in self.columns],
@@ -235,6 +278,8 @@ class DriftReport:
             "multivariate": to_json(self.multivariate),
             "dataset_drift": self.dataset_drift,
             "drifted_columns": self.drifted_columns,
+            "step": self.step,
+            "timeline": [w.to_dict() for w in self.timeline],
         }
 
     @classmethod
@@ -250,13 +295,31 @@ class DriftReport:
             against=data.get("against", "reference"),
             mode=data.get("mode", "sketch"),
             multivariate=_numbers_from_json(data.get("multivariate") or {}),
+            step=data.get("step"),
+            timeline=[cls.from_dict(w) for w in data.get("timeline") or []],
         )
 
     def __repr__(self) -> str:
+        windows = f", windows={len(self.timeline)}" if self.step is not None else ""
         return (
             f"DriftReport(dataset_drift={self.dataset_drift}, drifted={self.drifted_columns}, "
-            f"columns={len(self.columns)}, mode={self.mode!r})"
+            f"columns={len(self.columns)}, mode={self.mode!r}{windows})"
         )
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the verdict, then one row per column with an evidence bar."""
+        from ..display import drift_html
+
+        return drift_html(self)
+
+    def plot(self) -> Any:
+        """A plotly figure: evidence over threshold per column (a heatmap column x window
+        with a step)."""
+        from ..display import charts
+
+        if self.step is not None and self.timeline:
+            return charts.figure(charts.drift_timeline_figure(self.timeline))
+        return charts.figure(charts.drift_figure(self.columns))
 
 
 def _nan(x: float) -> bool:

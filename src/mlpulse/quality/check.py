@@ -305,3 +305,16 @@ class QualityReport:
     def __repr__(self) -> str:
         bad = self.violations
         return f"QualityReport(rules={len(self._frame)}, violated={len(bad)})"
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the verdict and the violated rules with their rates."""
+        from ..display import quality_html
+
+        return quality_html(self._frame)
+
+    def plot(self) -> Any:
+        """A plotly figure of the violations per column and rule (stacked over windows
+        with a step)."""
+        from ..display import charts
+
+        return charts.figure(charts.quality_figure(self._frame))
