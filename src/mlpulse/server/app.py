@@ -33,6 +33,7 @@ from .keys import KeyStore
 from .routes import metrics as metrics_route
 from .routes import router
 from .schemas import Health
+from .ui import router as ui_router
 
 log = logging.getLogger("mlpulse.server")
 access = logging.getLogger("mlpulse.access")
@@ -175,6 +176,7 @@ def create_app(
     errors.install(app)
     app.include_router(router)
     app.include_router(metrics_route.router)
+    app.include_router(ui_router)  # the web dashboard: /, /models/{name}, ... (no API)
 
     @app.get(
         "/healthz",
