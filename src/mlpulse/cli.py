@@ -8,6 +8,9 @@
     mlpulse alerts test|load|list|rules|evaluate [--db PATH | --url URL] ...
     mlpulse grafana-dashboard MODEL [--datasource-uid UID] [--task TASK] [-o FILE]
     mlpulse prometheus-rules MODEL [--metric-below NAME=VALUE] ... [-o FILE]
+    mlpulse report (--db DB --model NAME --start S --end E | --reference REF --current CUR) -o FILE
+    mlpulse check SUITE [--db DB --model NAME | --reference REF --current CUR] [--junit OUT.xml]
+    mlpulse status|metrics MODEL|drift MODEL [--db PATH | --url URL] [--json]
     mlpulse version
 
 Each subcommand is a ``_add_<name>`` function that declares its arguments and a
@@ -22,6 +25,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from . import oncall  # report, check, status, metrics, drift
 from .errors import MlpulseError
 
 EXIT_USAGE = 2  # argparse uses 2 for bad usage; mlpulse errors are the user's input too
@@ -630,11 +634,16 @@ _Run = Callable[[argparse.Namespace], int]
 #: name -> (declare arguments, run). ``serve`` and later commands go here.
 _COMMANDS: dict[str, tuple[_Add, _Run]] = {
     "alerts": (_add_alerts, _run_alerts),
+    "check": (oncall.add_check, oncall.run_check),
     "demo": (_add_demo, _run_demo),
+    "drift": (oncall.add_drift, oncall.run_drift),
     "grafana-dashboard": (_add_grafana_dashboard, _run_grafana_dashboard),
     "keys": (_add_keys, _run_keys),
+    "metrics": (oncall.add_metrics, oncall.run_metrics),
     "prometheus-rules": (_add_prometheus_rules, _run_prometheus_rules),
+    "report": (oncall.add_report, oncall.run_report),
     "serve": (_add_serve, _run_serve),
+    "status": (oncall.add_status, oncall.run_status),
     "version": (_add_version, _run_version),
 }
 
