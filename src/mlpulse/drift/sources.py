@@ -21,6 +21,7 @@ from ..profiles.bucket import CORE, FEATURES, LABELED
 from ..schema import CATEGORICAL, NUMERIC, OTHER_SEGMENT, ModelSpec
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
+from ..store.lake import raw_source
 from ..store.registry import Registry, raw_table, reference_table
 from .samples import Counts, NumericSample
 
@@ -114,8 +115,9 @@ def window_rows(
         [f"{quote(c.raw)} AS {quote(c.name)}" for c in wanted] + [quote(e) for e in extra]
     )
     cond, params = segment_sql(store, registry, spec, segment)
+    source = raw_source(store, spec, lo, hi, what="exact-mode drift")
     sql = (
-        f"SELECT {select or '1 AS __none'} FROM {raw_table(spec)} WHERE __ts >= make_timestamp(?::BIGINT) "
+        f"SELECT {select or '1 AS __none'} FROM {source} WHERE __ts >= make_timestamp(?::BIGINT) "
         f"AND __ts < make_timestamp(?::BIGINT) AND list_contains(?, __version){cond}"
     )
     if limit is not None:

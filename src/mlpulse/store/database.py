@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -127,6 +128,19 @@ def server_url(path: str, pid: int) -> str | None:
     return note["url"]
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _fsync_dir(path: str) -> None:
+    with suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _spec_size(spec) -> int:
     return 512 + 100 * (len(spec.features) + len(spec.segments))
 
@@ -210,6 +224,12 @@ class Store:
         self._cursor_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        # bumped when compaction swaps the file: threads' cursors of the old file are stale
+        self._generation = 0
+        # how far retention pruned each model's tiers (mlpulse.store.retention.marks)
+        self.retention_marks: dict[int, Any] = {}
+        # one maintenance run at a time (mlpulse.store.retention.maintain)
+        self.maintenance_lock = threading.Lock()
         self._migrate()
 
     # -- transactions -------------------------------------------------------------------
@@ -245,11 +265,12 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's read cursor (sees committed data; never waits for a writer)."""
         cur = getattr(self._local, "cursor", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "generation", 0) != self._generation:
             with self._cursor_lock:
                 cur = self._conn.cursor()
+                self._cursors.append(cur)
             self._local.cursor = cur
-            self._cursors.append(cur)
+            self._local.generation = self._generation
         return cur
 
     def fetch_one(self, sql: str, params: list | tuple | None = None) -> tuple | None:
@@ -276,6 +297,69 @@ class Store:
             except duckdb.Error:
                 pass
             self._conn.close()
+
+    # -- compaction ---------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file (DuckDB's ``CHECKPOINT``)."""
+        with self.lock:
+            self._conn.execute("CHECKPOINT")
+
+    def free_fraction(self) -> float:
+        """The share of the file's blocks that are free (DuckDB reuses them but never gives
+        them back to the file system); 0 for ``:memory:``."""
+        if self.path == ":memory:":
+            return 0.0
+        row = self.fetch_one(
+            "SELECT total_blocks, free_blocks FROM pragma_database_size() "
+            "WHERE database_name = current_database()"
+        )
+        if not row or not row[0]:
+            return 0.0
+        return float(row[1]) / float(row[0])
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the database into a new file without its free blocks and swap it in
+        atomically, holding the write lock; returns the file's ``(bytes before, after)``.
+
+        Copies with ``COPY FROM DATABASE`` into ``<db>.compact``, closes this store's
+        connection (so the file lock and the ``.wal`` go), renames the copy over the file
+        and opens it again. A crash before the rename leaves the old file (and a leftover
+        copy, removed at the next compaction); after it, the new one. Reads running on
+        another thread during the swap may fail once; later reads use the new file.
+        """
+        from .lake import crash_point
+
+        if self.path == ":memory:":
+            return 0, 0
+        path = os.path.abspath(self.path)
+        target = path + ".compact"
+        with self.lock:
+            before = os.path.getsize(path)
+            self._conn.execute("CHECKPOINT")
+            for leftover in (target, target + ".wal"):
+                with suppress(FileNotFoundError):
+                    os.remove(leftover)
+            [(current,)] = self._conn.execute("SELECT current_database()").fetchall()
+            self._conn.execute(f"ATTACH {_literal(target)} AS __compact")
+            try:
+                self._conn.execute(f"COPY FROM DATABASE {quote(current)} TO __compact")
+                self._conn.execute("CHECKPOINT __compact")
+            finally:
+                self._conn.execute("DETACH __compact")
+            crash_point("compact-copied")
+            with self._cursor_lock:
+                for cur in self._cursors:
+                    with suppress(duckdb.Error):
+                        cur.close()
+                self._cursors.clear()
+                self._generation += 1
+                self._conn.close()
+                os.replace(target, path)
+                _fsync_dir(os.path.dirname(path))
+                crash_point("compact-swapped")
+                self._conn = duckdb.connect(path, config={"memory_limit": memory_limit()})
+            return before, os.path.getsize(path)
 
     # -- schema -------------------------------------------------------------------------
 

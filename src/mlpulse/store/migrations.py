@@ -233,4 +233,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        7,
+        "retention: the Parquet lake's manifest and how far each tier has been pruned",
+        [
+            # one row per Parquet file of archived raw rows (``<db>.lake/``): a file is
+            # part of the lake exactly when its row is (written, renamed, then recorded in
+            # the transaction that deletes its rows from the raw table)
+            """CREATE TABLE IF NOT EXISTS lake_files (
+                path VARCHAR PRIMARY KEY,    -- relative to the lake directory
+                model_id INTEGER NOT NULL,
+                version VARCHAR NOT NULL,
+                first_minute BIGINT NOT NULL, -- minute buckets of its rows (microseconds)
+                last_minute BIGINT NOT NULL,
+                rows BIGINT NOT NULL,
+                bytes BIGINT NOT NULL,
+                columns VARCHAR NOT NULL,    -- JSON object: column -> DuckDB type
+                written_us BIGINT NOT NULL
+            )""",
+            # per model and tier (raw, raw_deleted, minute, hour): everything of that tier
+            # before ``before`` (microseconds) has been moved out or deleted
+            """CREATE TABLE IF NOT EXISTS retention_marks (
+                model_id INTEGER NOT NULL,
+                tier VARCHAR NOT NULL,
+                before BIGINT NOT NULL,
+                PRIMARY KEY (model_id, tier)
+            )""",
+        ],
+    ),
 ]
