@@ -83,6 +83,30 @@ class TestLateFeedback:
         # arrival time (now) holds nothing either
         assert binary_model.metrics(["count"], start="-1h", end="+1h")["n_labeled"].iloc[0] == 0
 
+    def test_one_batch_labels_predictions_of_every_age(self, binary_model, ref):
+        """Labels are joined over the newest day first, then further back: one batch whose
+        labels are minutes, days and weeks late, mixed with unknown ids, is applied whole."""
+        df = ref.binary_rows(n=900, seed=34, span=timedelta(days=40))
+        ref.log_binary(binary_model, df, labels=False)
+        ages = df["ts"].max() - df["ts"]
+        picked = pd.concat(
+            [
+                df[ages < pd.Timedelta(days=1)].head(50),
+                df[(ages > pd.Timedelta(days=3)) & (ages < pd.Timedelta(days=6))].head(50),
+                df[ages > pd.Timedelta(days=30)].head(50),
+            ]
+        )
+        unknown = pd.DataFrame({"id": ["x1", "x2"], "churned": [0, 1]})
+        batch = pd.concat([picked[["id", "churned"]], unknown]).sample(frac=1.0, random_state=3)
+        report = binary_model.log_feedback_batch(batch, id="id", label="churned")
+        assert len(picked) > 100 and (report.matched, report.held) == (len(picked), 2)
+        final = df.assign(churned=df["churned"].where(df["id"].isin(picked["id"])))
+        frame = binary_model.metrics(
+            BINARY, start=df["ts"].min(), end=df["ts"].max() + pd.Timedelta("1s")
+        )
+        assert frame["n_labeled"].iloc[0] == len(picked)
+        ref.check(frame.iloc[0], ref.expected("binary", final, pred="score", label="churned"))
+
 
 class TestDuplicateAndCorrectedLabels:
     """The same label twice counts once; a corrected label replaces the first."""

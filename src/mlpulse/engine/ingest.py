@@ -31,6 +31,9 @@ from ..store.registry import Registry, feedback_table, pending_table, raw_table
 from .profiling import batch_parts, labeled_minute_parts, rollup
 from .validate import CleanBatch, Quarantine, payloads, validate_feedback, validate_predictions
 
+#: the newest span of stored minutes a batch of labels is first joined against
+LABEL_SPAN = DAY
+
 log = logging.getLogger("mlpulse.ingest")
 
 _PROFILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlpulse-profile")
@@ -376,14 +379,14 @@ class Engine:
                 "max(__seq) AS __seq FROM __fb GROUP BY __id"
             )
             distinct_ids = conn.execute("SELECT count(*) FROM __fb_last").fetchall()[0][0]
-            dirty = query_arrow(
-                conn,
-                f"UPDATE {raw} SET __label = f.__label, __label_ts = f.__ts FROM __fb_last f "
-                f"WHERE {raw}.__id = f.__id RETURNING {raw}.__version, {raw}.__minute",
-            )
+            dirty = self._apply_labels(conn, raw, distinct_ids)
             held = 0
             if dirty.num_rows < distinct_ids:
-                held, over = self._hold(conn, spec, received_at)
+                conn.register("__fb_labeled", dirty.select(["__id"]))
+                try:
+                    held, over = self._hold(conn, spec, received_at)
+                finally:
+                    unregister(conn, "__fb_labeled")
                 if len(over["__row"]):
                     refused = len(over["__row"])
                     cap = f"{self.max_held:,}"
@@ -434,16 +437,67 @@ class Engine:
         self._stats(conn, spec, "feedback", report)
         return report
 
+    def _apply_labels(self, conn, raw: str, distinct: int) -> pa.Table:
+        """Write the labels of ``__fb_last`` into the stored predictions with their ids;
+        return ``__id, __version, __minute`` of the rows labeled.
+
+        Late labels mostly follow recent predictions, so the join first covers the newest
+        ``LABEL_SPAN`` of stored minutes, then spans twice as long further back, each for the
+        ids still unmatched, until every id matched or the history ends. DuckDB skips the
+        row groups outside a span by their min/max statistics (rows arrive roughly in time
+        order), so applying labels costs what their lateness costs, not what history does.
+        """
+        first, last = conn.execute(f"SELECT min(__minute), max(__minute) FROM {raw}").fetchall()[0]
+        found: list[pa.Table] = []
+        if first is None:
+            return pa.table(
+                {
+                    "__id": pa.array([], pa.string()),
+                    "__version": pa.array([], pa.string()),
+                    "__minute": pa.array([], pa.int64()),
+                }
+            )
+        conn.execute("CREATE OR REPLACE TEMP TABLE __fb_open AS SELECT * FROM __fb_last")
+        span, lo, hi = LABEL_SPAN, int(last) - LABEL_SPAN, None
+        try:
+            while True:
+                bounds, params = f"{raw}.__minute >= ?", [lo]
+                if hi is not None:
+                    bounds, params = bounds + f" AND {raw}.__minute < ?", [lo, hi]
+                part = query_arrow(
+                    conn,
+                    f"UPDATE {raw} SET __label = f.__label, __label_ts = f.__ts FROM __fb_open f "
+                    f"WHERE {raw}.__id = f.__id AND {bounds} "
+                    f"RETURNING {raw}.__id, {raw}.__version, {raw}.__minute",
+                    params,
+                )
+                found.append(part)
+                if sum(t.num_rows for t in found) >= distinct or lo <= int(first):
+                    break
+                if part.num_rows:
+                    conn.register("__fb_found", part.select(["__id"]))
+                    try:
+                        conn.execute(
+                            "DELETE FROM __fb_open WHERE __id IN (SELECT __id FROM __fb_found)"
+                        )
+                    finally:
+                        unregister(conn, "__fb_found")
+                span *= 2
+                lo, hi = lo - span, lo
+        finally:
+            conn.execute("DROP TABLE IF EXISTS __fb_open")
+        return pa.concat_tables(found)
+
     def _hold(self, conn, spec: ModelSpec, received_at: datetime) -> tuple[int, dict]:
         """Hold the labels of ``__fb_last`` whose prediction is not stored yet, one row per id
         (a newer label replaces a held one). Labels for new ids past ``max_held`` are refused:
         their ids go to ``__fb_refused`` and their rows of ``__fb`` (``__row``, ``__id``) are
         returned for the quarantine. Returns ``(held, refused rows)``."""
-        raw, pending = raw_table(spec), pending_table(spec)
+        pending = pending_table(spec)
         conn.execute(
             "CREATE OR REPLACE TEMP TABLE __fb_held AS SELECT f.*, "
             f"f.__id IN (SELECT __id FROM {pending}) AS __known "
-            f"FROM __fb_last f ANTI JOIN {raw} r ON r.__id = f.__id"
+            "FROM __fb_last f ANTI JOIN __fb_labeled m ON m.__id = f.__id"
         )
         held_now = int(conn.execute(f"SELECT count(*) FROM {pending}").fetchall()[0][0])
         room = max(self.max_held - held_now, 0)
