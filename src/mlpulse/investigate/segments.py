@@ -456,7 +456,7 @@ def compute_segments(
     lengths = (float(hi - lo), float(ahi - alo))
     frames = [_column_frame(spec, c, kind, cur, base, lengths) for c in columns]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    order = np.lexsort((frame["value"].astype(str).to_numpy(), frame["segment"].to_numpy(),
+    order = np.lexsort((frame["value"].fillna("").astype(str).to_numpy(), frame["segment"].to_numpy(),
                         -np.nan_to_num(frame["contribution"].abs().to_numpy(), nan=-1.0)))  # fmt: skip
     frame = frame.iloc[order].reset_index(drop=True)
     frame["rows"] = frame["rows"].astype(np.int64)
