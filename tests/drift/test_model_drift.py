@@ -209,6 +209,14 @@ class TestDatasetAndMultivariate:
             step="6h",
             mode="exact",
         )
-        frame = report.to_pandas().set_index("column")
+        # the whole span's test (report.overall) takes every 6-hour window as a group
+        frame = report.overall.to_pandas().set_index("column")
         assert frame.loc["age", "method"] == "anova" and frame.loc["educ", "method"] == "kruskal"
-        assert 0 <= frame.loc["age", "p_value"] <= 1
+        logged = stamp(cur)
+        hours = (logged.timestamp - pd.Timestamp(START, tz="UTC")) // pd.Timedelta("6h")
+        groups = [ref.age.to_numpy(float)] + [g.age.to_numpy(float) for _, g in logged.groupby(hours)]
+        assert frame.loc["age", "p_value"] == pytest.approx(st.f_oneway(*groups).pvalue, rel=1e-9)
+        # each window of the timeline against the reference alone (the rows end after 30 h:
+        # the last windows are empty, listed in .windows with n = 0, without rows in the frame)
+        assert len(report.windows) == 8 and list(report.windows.n > 0) == [True] * 5 + [False] * 3
+        assert set(report.to_pandas().window_start) == set(report.windows.window_start[:5])

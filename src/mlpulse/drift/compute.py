@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._time import from_micros, to_micros
-from ..engine.query import WindowQuery, split, windows
+from .._time import from_micros, parse_duration, to_micros
+from ..engine.query import WindowQuery, windows
 from ..engine.scope import Scope
 from ..errors import ConfigError
 from ..profiles.bucket import CORE
@@ -25,7 +25,15 @@ from ..store.database import Store
 from ..store.registry import Registry, raw_table
 from . import categorical as cat_tests
 from . import numeric as num_tests
-from .methods import METHODS, NUMERIC, auto_method, noise_floor, resolve, threshold_for
+from .methods import (
+    METHODS,
+    NUMERIC,
+    auto_method,
+    evidence,
+    noise_floor,
+    resolve,
+    threshold_for,
+)
 from .report import ColumnDrift, DriftReport, decide
 from .samples import Counts, NumericSample
 from .sources import (
@@ -227,7 +235,7 @@ def compute_drift(
         segment=seg,
     )
     current = Side(store, registry, spec, seg, bounds=(lo, hi), versions=versions)
-    sub_bounds = split(lo, hi, step) if step is not None else []
+    sub_bounds = scope.bounds if step is not None else []
     subs = [Side(store, registry, spec, seg, bounds=w, versions=versions) for w in sub_bounds]
     # sub-windows without rows add no group, so only the others read raw rows: a long span
     # cut into thousands of windows costs what its windows holding data cost
@@ -252,6 +260,7 @@ def compute_drift(
             return None
         return {c.name: state_sample(states.get(c.name), c) for c in cols}
 
+    lacking_label: list[Column] = []
     if mode == "exact":
         ref_s = exact_samples(base, cols)
         cur_s = exact_samples(current, cols)
@@ -271,83 +280,121 @@ def compute_drift(
         ]
         if lacking:
             cur_s.update(exact_samples(current, lacking))
+        lacking_label = lacking
 
-    results: dict[str, ColumnDrift] = {}
-    pending: list[Column] = []
     n_tests = max(1, len(cols))
-    for column in cols:
-        ref: Any = ref_s.get(column.name)
-        cur: Any = cur_s.get(column.name)
-        if _empty(ref) or _empty(cur):
-            continue
-        m = resolve(_choose(chosen[column.name], column, ref, cur), column.name, column.kind)
-        groups = [s.get(column.name) for s in sub_s] if m.k_sample and subs else None
-        if groups is not None:
-            groups = [g for g in groups if not _empty(g)]
-        outcome = _run(m.name, column, ref, cur, groups)
-        floor = 0.0
-        if not m.is_test:
-            cells = (
-                len(cat_tests.table(ref, cur)[0]) if column.kind != NUMERIC else num_tests.N_BINS
+
+    def judge(
+        ref_side: dict[str, Any], cur_side: dict[str, Any], grouped: list[dict[str, Any]] | None
+    ) -> tuple[dict[str, ColumnDrift], list[Column]]:
+        """Every column of one comparison, and the columns whose sketch-based decision is
+        unsafe (``grouped``: the sub-windows' samples, for k-sample methods)."""
+        results: dict[str, ColumnDrift] = {}
+        pending: list[Column] = []
+        for column in cols:
+            ref: Any = ref_side.get(column.name)
+            cur: Any = cur_side.get(column.name)
+            if _empty(ref) or _empty(cur):
+                continue
+            m = resolve(_choose(chosen[column.name], column, ref, cur), column.name, column.kind)
+            groups = [s.get(column.name) for s in grouped] if m.k_sample and grouped else None
+            if groups is not None:
+                groups = [g for g in groups if not _empty(g)]
+            outcome = _run(m.name, column, ref, cur, groups)
+            floor, cells = 0.0, 0
+            if not m.is_test:
+                cells = (
+                    len(cat_tests.table(ref, cur)[0])
+                    if column.kind != NUMERIC
+                    else num_tests.N_BINS
+                )
+                floor = noise_floor(m.name, ref.n, cur.n, cells)
+            threshold = threshold_for(m, column.name, thresholds, floor)
+            p_value = outcome.p_value if m.is_test else math.nan
+            result = ColumnDrift(
+                column=column.name,
+                kind=column.kind,
+                method=m.name,
+                statistic=outcome.statistic,
+                p_value=p_value,
+                threshold=threshold,
+                drifted=False,
+                is_test=m.is_test,
+                n_reference=ref.n,
+                n_current=cur.n if groups is None else sum(g.n for g in groups if g is not None),
+                mode=mode,
+                score=evidence(m, p_value, outcome.statistic, threshold, cells),
             )
-            floor = noise_floor(m.name, ref.n, cur.n, cells)
-        threshold = threshold_for(m, column.name, thresholds, floor)
-        result = ColumnDrift(
-            column=column.name,
-            kind=column.kind,
-            method=m.name,
-            statistic=outcome.statistic,
-            p_value=outcome.p_value if m.is_test else math.nan,
-            threshold=threshold,
-            drifted=False,
-            is_test=m.is_test,
-            n_reference=ref.n,
-            n_current=cur.n if groups is None else sum(g.n for g in groups if g is not None),
-            mode=mode,
-        )
-        if outcome.approximate:
-            result.note = "from sketches"
-            # the decision is safe only if the whole p-value interval is on one side of
-            # every threshold a correction could apply (threshold / n_tests .. threshold)
-            if (
-                m.is_test
-                and outcome.low is not None
-                and outcome.high is not None
-                and outcome.low < threshold
-                and outcome.high >= threshold / n_tests
-            ):
-                pending.append(column)
-        results[column.name] = result
+            if outcome.approximate:
+                result.note = "from sketches"
+                # the decision is safe only if the whole p-value interval is on one side of
+                # every threshold a correction could apply (threshold / n_tests .. threshold)
+                if (
+                    m.is_test
+                    and outcome.low is not None
+                    and outcome.high is not None
+                    and outcome.low < threshold
+                    and outcome.high >= threshold / n_tests
+                ):
+                    pending.append(column)
+            results[column.name] = result
+        return results, pending
 
-    if pending and mode == "sketch":
-        if fallback:
-            ref_x = exact_samples(base, pending)
-            cur_x = exact_samples(current, pending)
-            sub_x = [
-                exact_samples(s, pending) if n else {} for s, n in zip(subs, sub_rows, strict=True)
-            ]
-            for column in pending:
-                result = results[column.name]
-                ref, cur = ref_x.get(column.name), cur_x.get(column.name)  # noqa: F841
-                if _empty(ref) or _empty(cur):
-                    continue
-                groups = (
-                    [g for g in (s.get(column.name) for s in sub_x) if not _empty(g)]
-                    if subs and resolve(result.method, column.name, column.kind).k_sample
-                    else None
-                )
-                outcome = _run(result.method, column, ref, cur, groups)
-                result.statistic, result.p_value = outcome.statistic, outcome.p_value
-                result.mode, result.note = (
-                    "exact-fallback",
-                    ("sketch rank error straddled the decision; recomputed from raw rows"),
-                )
-        else:
-            for column in pending:
-                results[column.name].note = "approximate: sketch error straddles the decision"
+    ref_exact: dict[str, Any] = {}
 
-    ordered = [results[c.name] for c in cols if c.name in results]
-    decide(ordered, correction)
+    def baseline_exact(wanted: list[Column]) -> dict[str, Any]:
+        """The baseline's raw samples, read once per column whatever the windows."""
+        missing = [c for c in wanted if c.name not in ref_exact]
+        if missing:
+            got = exact_samples(base, missing)
+            ref_exact.update({c.name: got.get(c.name) for c in missing})
+        return {c.name: ref_exact[c.name] for c in wanted}
+
+    def settle(
+        results: dict[str, ColumnDrift],
+        pending: list[Column],
+        side: Side,
+        grouped: list[Side] | None,
+    ) -> list[ColumnDrift]:
+        """Recompute the unsafe columns from raw rows (or note them), then decide."""
+        if pending and mode == "sketch":
+            if fallback:
+                ref_x = baseline_exact(pending)
+                cur_x = exact_samples(side, pending)
+                k_sample = [
+                    c for c in pending if resolve(results[c.name].method, c.name, c.kind).k_sample
+                ]
+                sub_x = [
+                    exact_samples(s, k_sample) if n else {}
+                    for s, n in zip(grouped or [], sub_rows, strict=False)
+                ] if k_sample else []
+                for column in pending:
+                    result = results[column.name]
+                    ref, cur = ref_x.get(column.name), cur_x.get(column.name)
+                    if _empty(ref) or _empty(cur):
+                        continue
+                    m = resolve(result.method, column.name, column.kind)
+                    groups = (
+                        [g for g in (s.get(column.name) for s in sub_x) if not _empty(g)]
+                        if grouped and m.k_sample
+                        else None
+                    )
+                    outcome = _run(result.method, column, ref, cur, groups)
+                    result.statistic, result.p_value = outcome.statistic, outcome.p_value
+                    result.score = evidence(m, outcome.p_value, outcome.statistic, 0.0)
+                    result.mode, result.note = (
+                        "exact-fallback",
+                        ("sketch rank error straddled the decision; recomputed from raw rows"),
+                    )
+            else:
+                for column in pending:
+                    results[column.name].note = "approximate: sketch error straddles the decision"
+        ordered = [results[c.name] for c in cols if c.name in results]
+        decide(ordered, correction)
+        return ordered
+
+    results, pending = judge(ref_s, cur_s, sub_s if subs else None)
+    ordered = settle(results, pending, current, subs)
     report = DriftReport(
         ordered,
         correction=correction,
@@ -356,6 +403,22 @@ def compute_drift(
         against=against,
         mode=mode,
     )
+    if step is not None:
+        report.step = str(step) if isinstance(step, str) else f"{parse_duration(step)}us"
+        for (w_lo, w_hi), side, samples, n in zip(sub_bounds, subs, sub_s, sub_rows, strict=True):
+            if n and mode == "sketch" and lacking_label:
+                samples = {**samples, **exact_samples(side, lacking_label)}
+            results, pending = judge(ref_s, samples if n else {}, None)
+            report.timeline.append(
+                DriftReport(
+                    settle(results, pending, side, None),
+                    correction=correction,
+                    drift_share=drift_share,
+                    window=(from_micros(w_lo), from_micros(w_hi)),
+                    against=against,
+                    mode=mode,
+                )
+            )
     if multivariate:
         from .multivariate import multivariate_drift
 

@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -131,6 +132,47 @@ def noise_floor(method: str, n_ref: int, n_cur: int, cells: int = 10) -> float:
         "tvd": 0.5 * math.sqrt(c / n),
     }
     return floors.get(method, 0.0)
+
+
+#: Largest evidence score (:func:`evidence`): one window can add at most this to a CUSUM.
+Z_MAX = 10.0
+
+#: Distances whose noise floor is a chi-square quantile of ``n * stat`` (else ``n * stat**2``).
+_LINEAR = ("psi", "kl")
+
+
+def evidence(
+    method: Method, p_value: float, statistic: float, threshold: float, cells: int = 10
+) -> float:
+    """A window's evidence of drift on one scale for every method: ``z = Φ⁻¹(1 - p)``,
+    standard normal when the window is another sample of the baseline's distribution.
+
+    Tests use their p-value. A distance has none, so its statistic is read against its
+    threshold ``t`` with the chi-square approximation :func:`noise_floor` rests on, as if
+    ``t`` were the 99.9th noise percentile: ``p = P(χ²_d > c · (stat / t)^a)`` with ``c`` the
+    99.9th percentile of ``χ²_d``, ``a = 1`` for PSI and KL, else 2, ``d = cells - 1``
+    (``d = 1`` for Wasserstein: a Gaussian tail). At ``stat == t``, ``z = 3.09``. Scores are
+    cut to ``[-Z_MAX, Z_MAX]``; NaN where the column was not compared.
+
+    >>> round(evidence(METHODS["ks"], 0.05, 0.2, 0.05), 3)
+    1.645
+    >>> round(evidence(METHODS["jensenshannon"], math.nan, 0.1, 0.1, cells=5), 3)
+    3.09
+    """
+    from scipy.special import chdtrc, chdtri, ndtri
+
+    if method.is_test:
+        p = p_value
+    else:
+        if math.isnan(statistic) or not threshold > 0 or math.isinf(threshold):
+            return math.nan
+        d = 1 if method.name == "wasserstein" else max(cells - 1, 1)
+        ratio = max(statistic, 0.0) / threshold
+        c = float(chdtri(d, 0.001))  # chi2.isf(0.001, d)
+        p = float(chdtrc(d, c * (ratio if method.name in _LINEAR else ratio * ratio)))
+    if p is None or math.isnan(p):
+        return math.nan
+    return float(min(Z_MAX, max(-Z_MAX, -ndtri(min(max(p, 0.0), 1.0)))))  # norm.isf(p)
 
 
 def threshold_for(

@@ -224,6 +224,8 @@ class ColumnDriftResult(BaseModel):
     n_current: int
     mode: str
     note: str
+    #: evidence of drift, Φ⁻¹(1 - p): standard normal on clean data
+    score: ReportFloat = None
 
 
 class DriftResult(BaseModel):
@@ -238,6 +240,10 @@ class DriftResult(BaseModel):
     multivariate: dict[str, Any]
     dataset_drift: bool
     drifted_columns: list[str]
+    #: the step with a timeline, else null
+    step: str | None = None
+    #: one such result per window (with a step), each against the same baseline
+    timeline: list[dict[str, Any]] = []
 
 
 class QualityRequest(RequestBody):
