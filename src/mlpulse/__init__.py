@@ -37,7 +37,10 @@ def connect(target: str | None = None, *, api_key: str | None = None, **options:
 
     ``None`` opens ``$MLPULSE_DB`` or ``./mlpulse.duckdb``; ``":memory:"`` a throwaway store;
     any other string a DuckDB file at that path (option ``max_features``: feature columns per
-    model, default ``$MLPULSE_MAX_FEATURES`` or 1,000). ``http://`` and ``https://`` targets
+    model, default ``$MLPULSE_MAX_FEATURES`` or 1,000; ``raw_retention`` (default ``"30d"``),
+    ``raw_archive`` (``"parquet"`` or ``"delete"``) and ``profile_retention`` (default
+    ``{"minute": "7d", "hour": "400d"}``) say what ``pulse.maintain()`` keeps, see
+    docs/storage.md). ``http://`` and ``https://`` targets
     name a running mlpulse server (``api_key`` defaults to ``$MLPULSE_API_KEY``; ``options``
     go to :class:`~mlpulse.client.remote.HttpTransport`: batching, compression, spool, bounds).
     """
@@ -49,7 +52,9 @@ def connect(target: str | None = None, *, api_key: str | None = None, **options:
         from .client.remote import HttpTransport
 
         return Pulse(HttpTransport(target, api_key or os.environ.get("MLPULSE_API_KEY"), **options))
-    unknown = sorted(set(options) - {"max_features"})
+    unknown = sorted(
+        set(options) - {"max_features", "raw_retention", "raw_archive", "profile_retention"}
+    )
     if unknown:
         raise ConfigError(f"options {unknown} apply only to http(s) targets")
     del api_key

@@ -223,6 +223,32 @@ def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "in the background (at least 4x the last computation's time); 0: at every scrape "
         "(default: 10)",
     )
+    parser.add_argument(
+        "--raw-retention",
+        metavar="DURATION",
+        help="raw rows older than this leave the database file ('never': kept; default: 30d)",
+    )
+    parser.add_argument(
+        "--raw-archive",
+        choices=("parquet", "delete"),
+        help="where raw rows past --raw-retention go: Parquet files beside the database "
+        "(default) or nowhere",
+    )
+    parser.add_argument(
+        "--minute-retention",
+        metavar="DURATION",
+        help="minute profiles older than this are deleted, hour buckets remain (default: 7d)",
+    )
+    parser.add_argument(
+        "--hour-retention",
+        metavar="DURATION",
+        help="hour profiles older than this are deleted, day buckets remain (default: 400d)",
+    )
+    parser.add_argument(
+        "--maintenance-interval",
+        metavar="DURATION",
+        help="time between two retention and compaction runs (default: 1h)",
+    )
     return parser
 
 
@@ -252,6 +278,11 @@ _SERVE_SETTINGS = (
     "metrics_public",
     "metrics_windows",
     "metrics_refresh",
+    "raw_retention",
+    "raw_archive",
+    "minute_retention",
+    "hour_retention",
+    "maintenance_interval",
 )
 
 

@@ -49,7 +49,9 @@ from .schema import (
 )
 from .store import alerts as alert_store
 from .store import constraints as constraint_store
+from .store import retention as retention_store
 from .store.database import Store
+from .store.retention import RetentionPolicy
 from .store.reference import reference_columns, store_reference
 
 log = logging.getLogger("mlpulse")
@@ -61,7 +63,13 @@ LOG_ID, LOG_TS, LOG_PREDICTION, LOG_LABEL = "__log_id", "__log_ts", "__log_predi
 class Service:
     """Every operation on one store (see the module docstring)."""
 
-    def __init__(self, store: Store, *, max_features: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_features: int | None = None,
+        retention: RetentionPolicy | None = None,
+    ) -> None:
         if max_features is not None and (
             not isinstance(max_features, int) or isinstance(max_features, bool) or max_features < 1
         ):
@@ -74,13 +82,21 @@ class Service:
         from .alerts.evaluator import Settings
 
         self.alert_settings = Settings()
+        # how long raw rows and fine profiles stay in the file (maintain())
+        self.retention = retention if retention is not None else RetentionPolicy()
 
     @classmethod
-    def open(cls, path: str = ":memory:", *, max_features: int | None = None) -> Service:
+    def open(
+        cls,
+        path: str = ":memory:",
+        *,
+        max_features: int | None = None,
+        retention: RetentionPolicy | None = None,
+    ) -> Service:
         """A service over the store at ``path`` (shared within the process)."""
         store = Store.open(path)
         try:
-            return cls(store, max_features=max_features)
+            return cls(store, max_features=max_features, retention=retention)
         except BaseException:
             store.release()
             raise
@@ -434,13 +450,14 @@ class Service:
         segment: Any = None,
         versions: str | None = None,
         align: bool = True,
+        ci: float | None = None,
     ) -> pd.DataFrame:
-        """``Model.metrics``: one row per window."""
+        """``Model.metrics``: one row per window (``ci``: add each metric's interval)."""
         scope = self.scope(
             name, version, start=start, end=end, step=step, segment=segment, versions=versions,
             align=align,
         )
-        return compute_metrics(self.store, self.registry, scope, metrics)
+        return compute_metrics(self.store, self.registry, scope, metrics, ci=ci)
 
     def summary(
         self,
@@ -899,6 +916,18 @@ class Service:
         """The notification outbox: id, notifier, status (pending|sent|failed), attempts, ..."""
 
         return alert_store.outbox(self.store)
+
+    # -- retention ----------------------------------------------------------------------
+
+    def maintain(self, now: Any = None) -> dict[str, Any]:
+        """Apply the retention policy now (``now``: the instant it counts back from, default
+        the current time): raw rows past ``raw_retention`` to the Parquet lake (or deleted),
+        minute and hour profiles past their retention deleted, the file compacted when that
+        freed enough. Returns what was done (rows archived or deleted, lake files written,
+        profile parts deleted, whether it compacted, file bytes before and after, seconds)
+        and the policy applied."""
+        report = retention_store.maintain(self.store, self.retention, now=now)
+        return {**report.to_dict(), **self.retention.describe()}
 
 
 def _sql_text(value: Any) -> bool:

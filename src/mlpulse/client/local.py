@@ -8,18 +8,28 @@ from typing import Any
 import pyarrow as pa
 
 from ..service import Service
+from ..store.retention import DEFAULT_RAW_RETENTION, RetentionPolicy
 from .batcher import Batcher
 
 
 class LocalTransport(Service):
     """A :class:`Service` with a queue for ``log()`` rows (stored by a background thread)."""
 
-    def __init__(self, path: str = ":memory:", *, max_features: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str = ":memory:",
+        *,
+        max_features: int | None = None,
+        raw_retention: Any = DEFAULT_RAW_RETENTION,
+        raw_archive: str = "parquet",
+        profile_retention: dict[str, Any] | None = None,
+    ) -> None:
         from ..store.database import Store
 
+        policy = RetentionPolicy.parse(raw_retention, raw_archive, profile_retention)
         store = Store.open(path)
         try:
-            super().__init__(store, max_features=max_features)
+            super().__init__(store, max_features=max_features, retention=policy)
         except BaseException:
             store.release()
             raise

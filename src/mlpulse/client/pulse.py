@@ -146,6 +146,15 @@ class Pulse:
         self._check_open()
         return self._transport.evaluate(at)
 
+    def maintain(self, now: Any = None) -> dict[str, Any]:
+        """Run retention and compaction now (the server also runs them on a schedule):
+        raw rows older than ``raw_retention`` move to the Parquet lake beside the database
+        (or are deleted), minute and hour profiles past their retention are deleted, and the
+        file is compacted. ``now`` is the instant retention counts back from (default: the
+        current time). Returns what was done; see docs/storage.md."""
+        self._check_open()
+        return self._transport.maintain(now)
+
     def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame:
         """Alerts, newest first: rule, model, state (pending|firing|resolved), value,
         threshold, labels, started_at, resolved_at, incident, ..."""
@@ -338,12 +347,15 @@ class Model:
         segment: Any = None,
         version: str | None = None,
         align: bool = True,
+        ci: float | None = None,
     ) -> pd.DataFrame:
         """One row per window: window_start, window_end, n, n_labeled and each metric.
 
         ``version=None`` is this handle's version; ``"*"`` merges all versions. A relative
         ``start`` is aligned to the ``step`` (whole hours for ``"1h"``; ``align=False``
-        keeps it as given); see ``docs/metrics.md``, "Aligned windows".
+        keeps it as given); see ``docs/metrics.md``, "Aligned windows". ``ci=0.95`` adds
+        ``<metric>_lower`` and ``<metric>_upper`` after each metric (methods in
+        ``frame.attrs["ci"]``); see ``docs/metrics.md``, "Confidence intervals".
         """
         return self._t.metrics(
             self.name,
@@ -355,6 +367,7 @@ class Model:
             segment=segment,
             versions=version,
             align=align,
+            ci=ci,
         )
 
     def summary(

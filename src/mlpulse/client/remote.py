@@ -412,12 +412,13 @@ class HttpTransport:
         segment: Any = None,
         versions: str | None = None,
         align: bool = True,
+        ci: float | None = None,
     ) -> pd.DataFrame:
         names = [metrics] if isinstance(metrics, str) else metrics
         return self._get_frame(
             f"{_version_path(name, version)}/metrics",
             _window(start, end, step, segment, versions, align)
-            | {"metrics": list(names) if names is not None else None},
+            | {"metrics": list(names) if names is not None else None, "ci": ci},
         )
 
     def summary(
@@ -644,6 +645,9 @@ class HttpTransport:
 
     def alerts(self, state: str | None = None, model: str | None = None) -> pd.DataFrame:
         return self._get_table("/api/v1/alerts", {"state": state, "model": model})
+
+    def maintain(self, now: Any = None) -> dict[str, Any]:
+        return dict(self._request("POST", "/api/v1/maintain", json={"now": _iso(now)}).json())
 
     def incidents(self, status: str | None = None) -> pd.DataFrame:
         return self._get_table("/api/v1/incidents", {"status": status})

@@ -24,6 +24,7 @@ from .._time import DAY, HOUR, MINUTE, RESOLUTIONS, now_micros, parse_duration
 from ..errors import ConfigError, IdempotencyConflictError
 from ..profiles.bucket import LABELED, decode_part, merge_part
 from ..schema import ModelSpec, to_arrow
+from ..store import lake, retention
 from ..store import profiles as profile_store
 from ..store.database import Store, quote, unregister
 from ..store.database import arrow as query_arrow
@@ -33,6 +34,7 @@ from .validate import CleanBatch, Quarantine, payloads, validate_feedback, valid
 
 #: the newest span of stored minutes a batch of labels is first joined against
 LABEL_SPAN = DAY
+
 
 log = logging.getLogger("mlpulse.ingest")
 
@@ -572,6 +574,13 @@ class Engine:
         self, conn, spec: ModelSpec, dirty, admitted: dict[str, set[str]]
     ) -> None:
         """Rebuild the labeled part of every dirty (version, minute) and roll it up."""
+        kept_from = retention.marks(self.store, spec.model_id, conn).minute
+        if any(int(k[1]) < kept_from for k in dirty):
+            old = [k for k in dirty if int(k[1]) < kept_from]
+            self._recompute_labeled_coarse(conn, spec, old, admitted)
+            dirty = [k for k in dirty if int(k[1]) >= kept_from]
+            if not dirty:
+                return
         keys = pa.table(
             {
                 "version": pa.array([k[0] for k in dirty], pa.string()),
@@ -618,6 +627,76 @@ class Engine:
             profile_store.save(
                 conn, spec.model_id, rollup(finer_parts, resolution), self.store.blobs
             )
+
+    def _recompute_labeled_coarse(
+        self, conn, spec: ModelSpec, dirty, admitted: dict[str, set[str]]
+    ) -> None:
+        """Rebuild labeled parts of minutes whose minute profiles retention rolled off: the
+        finest bucket that is still stored (hour, or day before the hour mark) is rebuilt
+        from all of its raw rows (the raw table and the lake), then days from hours."""
+        marks = retention.marks(self.store, spec.model_id, conn)
+
+        def level(minute: int) -> str:
+            return "hour" if minute >= marks.hour else "day"
+
+        targets = sorted(
+            {
+                (str(v), level(int(m)), int(m) - int(m) % RESOLUTIONS[level(int(m))])
+                for v, m in dirty
+            }
+        )
+        lo = min(b for _v, _lvl, b in targets)
+        hi = max(b + RESOLUTIONS[lvl] for _v, lvl, b in targets)
+        keys = pa.table(
+            {
+                "version": pa.array([t[0] for t in targets], pa.string()),
+                "lo": pa.array([t[2] for t in targets], pa.int64()),
+                "hi": pa.array([t[2] + RESOLUTIONS[t[1]] for t in targets], pa.int64()),
+            }
+        )
+        source = lake.raw_source(
+            self.store, spec, lo, hi, conn=conn, what="a late label for an old prediction"
+        )
+        segments = "".join(f", r.{quote(c)}" for c in spec.segments if c in spec.features)
+        conn.register("__dirty", keys)
+        try:
+            rows = query_arrow(
+                conn,
+                f"SELECT r.__version, d.lo AS __minute, r.__prediction, r.__label{segments} "
+                f"FROM {source} r JOIN __dirty d ON r.__version = d.version "
+                "AND r.__minute >= d.lo AND r.__minute < d.hi "
+                "WHERE r.__label IS NOT NULL AND r.__minute >= ? AND r.__minute < ?",
+                [lo, hi],
+            )
+        finally:
+            unregister(conn, "__dirty")
+        # grouped by bucket start (in the __minute column): relabel each part's resolution
+        parts = labeled_minute_parts(rows, spec, admitted)
+        resolution = {(v, b): lvl for v, lvl, b in targets}
+        coarse = {
+            (v, s, resolution[(v, b)], b, p): value for (v, s, _r, b, p), value in parts.items()
+        }
+        profile_store.save(conn, spec.model_id, coarse, self.store.blobs)
+        days = sorted({b - b % DAY for _v, lvl, b in targets if lvl == "hour"})
+        if not days:
+            return
+        blobs = profile_store.load_range(
+            conn,
+            spec.model_id,
+            resolution="hour",
+            start=days[0],
+            end=days[-1] + DAY,
+            parts=[LABELED],
+            versions=sorted({v for v, lvl, _b in targets if lvl == "hour"}),
+            cache=self.store.blobs,
+        )
+        wanted = set(days)
+        hours = {
+            (v, s, "hour", int(b), p): decode_part(p, blob)
+            for v, s, b, p, _n, blob in blobs
+            if blob is not None and int(b) - int(b) % DAY in wanted
+        }
+        profile_store.save(conn, spec.model_id, rollup(hours, "day"), self.store.blobs)
 
     # -- quarantine and stats -----------------------------------------------------------
 

@@ -31,7 +31,7 @@ from .._time import (
     to_micros,
 )
 from ..errors import ConfigError, UnknownMetricError
-from ..metrics import catalog
+from ..metrics import catalog, confidence
 from ..metrics.catalog import CORE_METRICS, TASK_METRICS
 from ..metrics.custom import registered
 from ..profiles.bucket import (
@@ -44,11 +44,12 @@ from ..profiles.bucket import (
     part_rows,
 )
 from ..schema import OTHER_SEGMENT, ModelSpec
+from ..store import lake, retention
 from ..store import profiles as profile_store
 from ..store.database import Store, quote
 from ..store.database import arrow as query_arrow
 from ..store.profiles import blob_key
-from ..store.registry import Registry, raw_table
+from ..store.registry import Registry
 from .profiling import group_parts, labeled_minute_parts, segment_slices
 
 if TYPE_CHECKING:
@@ -160,7 +161,8 @@ class WindowQuery:
         if FEATURES in parts and len(parts) > 1:
             raise ValueError("query features separately from core and labeled parts")
         finest = "hour" if FEATURES in parts else "minute"
-        plans = [decompose(lo, hi, finest) for lo, hi in self._clamped(bounds, finest)]
+        marks = retention.marks(self.store, self.spec.model_id)
+        plans = [_plan(lo, hi, finest, marks) for lo, hi in self._clamped(bounds, finest)]
         model_id = self.spec.model_id
         # the blob keys of every (resolution, bucket, part) the windows use, over versions;
         # with metric parts, also those of the minutes that window edges cut
@@ -251,8 +253,12 @@ class WindowQuery:
             return plan
         buckets = list(buckets)
         cut = []
+        kept_from = retention.marks(self.store, self.spec.model_id).minute
         for lo, hi in partial:
             minute = lo - lo % MINUTE
+            if lo < kept_from or hi > minute + MINUTE:  # no minute profile for the range
+                cut.append((lo, hi))
+                continue
             key = ("minute", minute, CORE)
             present = [(name, found[name]) for name in names[key] if name in found]
             spans = [self._run_state(CORE, (name,), [entry]) for name, entry in present]
@@ -394,9 +400,16 @@ class WindowQuery:
         else:  # long lists (feature edges span up to an hour each): the span, cut below
             where = f"__minute BETWEEN {missing[0]} AND {missing[-1]}"
         with cache.filling() as remember:
+            source = lake.raw_source(
+                self.store,
+                spec,
+                missing[0],
+                missing[-1] + MINUTE,
+                what="a window edge that no stored bucket covers",
+            )
             rows = query_arrow(
                 cur,
-                f"SELECT __minute, {columns}, epoch_us(__ts) AS __at FROM {raw_table(spec)} "
+                f"SELECT __minute, {columns}, epoch_us(__ts) AS __at FROM {source} "
                 f"WHERE {where} ORDER BY __at",
             )
             of_row = rows.column("__minute").to_numpy()
@@ -415,6 +428,35 @@ class WindowQuery:
         return out
 
 
+def _plan(
+    lo: int, hi: int, finest: str, marks: retention.Marks
+) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+    """:func:`~mlpulse._time.decompose` over the resolutions retention left at each
+    instant: days before the hour mark, hours (and coarser) before the minute mark, then
+    ``finest``. The marks are bucket boundaries of the coarser level, so the pieces tile
+    ``[lo, hi)`` exactly; edges no stored bucket covers are left to raw rows.
+
+    >>> _plan(0, 3 * HOUR + 30 * MINUTE, "minute", retention.Marks(minute=2 * HOUR))[0]
+    [('hour', 0), ('hour', 3600000000), ('hour', 7200000000), ('10min', 10800000000), ('10min', 11400000000), ('10min', 12000000000)]
+    """
+    minute = max(marks.minute, marks.hour)
+    if lo >= minute:
+        return decompose(lo, hi, finest)
+    pieces = (
+        (lo, min(hi, marks.hour), "day"),
+        (max(lo, marks.hour), min(hi, minute), "hour" if finest != "day" else "day"),
+        (max(lo, minute), hi, finest),
+    )
+    buckets: list[tuple[str, int]] = []
+    partial: list[tuple[int, int]] = []
+    for start, end, level in pieces:
+        if start < end:
+            more, edges = decompose(start, end, level)
+            buckets += more
+            partial += edges
+    return buckets, partial
+
+
 def _runs(buckets: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
     """Split a window's buckets (in time order) into runs of one resolution."""
     runs: list[list[tuple[str, int]]] = []
@@ -431,8 +473,14 @@ def compute_metrics(
     registry: Registry,
     scope: Scope,
     names: Sequence[str] | str | None,
+    ci: float | None = None,
 ) -> pd.DataFrame:
-    """The ``model.metrics`` frame: window_start, window_end, n, n_labeled, <metrics>."""
+    """The ``model.metrics`` frame: window_start, window_end, n, n_labeled, <metrics>.
+
+    With a confidence level ``ci``, each metric is followed by ``<metric>_lower`` and
+    ``<metric>_upper`` (see :mod:`mlpulse.metrics.confidence`; methods in
+    ``frame.attrs["ci"]``)."""
+    level = confidence.check_level(ci)
     spec, versions = scope.spec, scope.versions
     if isinstance(names, str):
         names = [names]
@@ -459,6 +507,7 @@ def compute_metrics(
     # converted column by column cost ~5x more than the query itself (alert rounds)
     builtin_names = [name for name in names if name in builtin]
     values: dict[str, list[Any]] = {name: [] for name in builtin_names}
+    bands: dict[str, list[tuple[float, float]]] = {name: [] for name in builtin_names}
     counts, labeled_counts = [], []
     for parts in merged:
         core, labeled = parts[CORE], parts[LABELED]
@@ -467,6 +516,10 @@ def compute_metrics(
         labeled_counts.append(n_labeled)
         for name in builtin_names:
             values[name].append(_builtin(name, spec, core, labeled, n, n_labeled, task_metrics))
+            if level is not None:
+                bands[name].append(
+                    confidence.interval(name, spec.task, core, labeled, n, n_labeled, level)
+                )
     data: dict[str, Any] = {
         "window_start": _utc([lo for lo, _ in bounds]),
         "window_end": _utc([hi for _, hi in bounds]),
@@ -481,7 +534,21 @@ def compute_metrics(
                 [_custom(store, spec, custom[name], lo, hi, versions, seg) for lo, hi in bounds],
                 dtype=np.float64,
             )
-    return pd.DataFrame(data, columns=["window_start", "window_end", "n", "n_labeled", *names])
+    if level is None:
+        return pd.DataFrame(data, columns=["window_start", "window_end", "n", "n_labeled", *names])
+    columns = ["window_start", "window_end", "n", "n_labeled"]
+    for name in names:
+        pairs = np.asarray(bands[name], dtype=np.float64).reshape(-1, 2) if name in builtin else (
+            np.full((len(bounds), 2), math.nan)
+        )
+        data[f"{name}_lower"], data[f"{name}_upper"] = pairs[:, 0], pairs[:, 1]
+        columns += [name, f"{name}_lower", f"{name}_upper"]
+    frame = pd.DataFrame(data, columns=columns)
+    frame.attrs["ci"] = {
+        "level": level,
+        "methods": {name: confidence.method_of(name, name in builtin) for name in names},
+    }
+    return frame
 
 
 def _utc(micros: list[int]) -> pd.DatetimeIndex:
@@ -519,8 +586,9 @@ def _builtin(
 def _custom(
     store: Store, spec: ModelSpec, fn: Any, lo: int, hi: int, versions: list[str], segment: str
 ) -> float:
+    source = lake.raw_source(store, spec, lo, hi, what=f"custom metric {fn.__name__!r}")
     sql = (
-        f"SELECT __label, __prediction FROM {raw_table(spec)} WHERE __label IS NOT NULL "
+        f"SELECT __label, __prediction FROM {source} WHERE __label IS NOT NULL "
         "AND __ts >= make_timestamp(?) AND __ts < make_timestamp(?) AND list_contains(?, __version)"
     )
     params: list[Any] = [lo, hi, versions]

@@ -15,9 +15,12 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..store.retention import RetentionPolicy
 
 MiB = 1024 * 1024
 
@@ -66,6 +69,17 @@ class ServerConfig:
     #: seconds the ``/metrics`` figures are served before a scrape has them recomputed (in
     #: the background; at least 4x the last computation's time); 0: at every scrape
     metrics_refresh: float = 10.0
+    #: raw rows older than this leave the database file (``never``: kept), see raw_archive
+    raw_retention: str = "30d"
+    #: where raw rows past raw_retention go: ``parquet`` (files beside the database) or ``delete``
+    raw_archive: str = "parquet"
+    #: minute (and 10-minute) profiles older than this are deleted (hour buckets remain)
+    minute_retention: str = "7d"
+    #: hour profiles older than this are deleted (day buckets are kept forever)
+    hour_retention: str = "400d"
+    #: time between two maintenance runs (retention and compaction; the first one interval
+    #: after the start)
+    maintenance_interval: str = "1h"
 
     # -- loading ------------------------------------------------------------------------
 
@@ -132,6 +146,8 @@ class ServerConfig:
             raise ConfigError(
                 f"metrics_refresh must be a number of seconds >= 0, got {self.metrics_refresh!r}"
             )
+        self.retention  # noqa: B018 - raises ConfigError for a bad retention setting
+        self.maintenance_seconds  # noqa: B018
         from ..export.prometheus import parse_windows
 
         parse_windows(self.metrics_windows)  # raises ConfigError naming a bad window
@@ -165,6 +181,32 @@ class ServerConfig:
             raise ConfigError(f"eval_interval: {exc}") from None
         if not seconds >= 0.1:
             raise ConfigError(f"eval_interval must be at least 0.1s, got {self.eval_interval!r}")
+        return seconds
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """The retention policy of the ``*_retention`` and ``raw_archive`` settings."""
+        from ..store.retention import RetentionPolicy
+
+        return RetentionPolicy.parse(
+            self.raw_retention,
+            self.raw_archive,
+            {"minute": self.minute_retention, "hour": self.hour_retention},
+        )
+
+    @property
+    def maintenance_seconds(self) -> float:
+        """``maintenance_interval`` in seconds (at least one second)."""
+        from .._time import MICROS_PER_SECOND, parse_duration
+
+        try:
+            seconds = parse_duration(self.maintenance_interval) / MICROS_PER_SECOND
+        except ConfigError as exc:
+            raise ConfigError(f"maintenance_interval: {exc}") from None
+        if not seconds >= 1:
+            raise ConfigError(
+                f"maintenance_interval must be at least 1s, got {self.maintenance_interval!r}"
+            )
         return seconds
 
     @property

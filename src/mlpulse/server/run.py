@@ -23,6 +23,7 @@ from .alerting import alerting_workers
 from .app import create_app
 from .config import ServerConfig
 from .connections import fit_fd_limit, guarded_h11
+from .maintenance import MaintenanceLoop
 from .keys import KeyStore
 
 log = logging.getLogger("mlpulse.server")
@@ -44,12 +45,13 @@ def serve(config: ServerConfig) -> None:
     import uvicorn
 
     logs.configure(config.log_level, config.log_format)
-    service = Service.open(config.db)
+    service = Service.open(config.db, retention=config.retention)
     try:
         keys = KeyStore(service.store)
         check_bind(config, keys)
         # rules are stored (or refused) before the server answers anything
         workers = alerting_workers(service, config)
+        workers.append(MaintenanceLoop(service, config.maintenance_seconds))
         # the app closes (and checkpoints) the database at shutdown
         app = create_app(config, service, close_service=True, background=workers)
     except BaseException:

@@ -2,7 +2,7 @@
 constraints, training info), ``ingest`` (predictions, labels, training features, resource
 usage), ``queries`` (tables: metrics, summary, estimate, skew, quarantine), ``analyses``
 (drift, quality, checks), ``alerts`` (rules, evaluation, alerts, incidents, silences,
-notifications) and ``keys``; ``common`` holds what they share.
+notifications), ``keys`` and ``maintenance`` (retention now); ``common`` holds what they share.
 
 Every route parses the request, calls the app's
 :class:`~mlpulse.service.Service` and serialises the answer. Handlers that touch the
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import alerts, analyses, ingest, investigate, keys, models, queries
+from . import alerts, analyses, ingest, investigate, keys, maintenance, models, queries
 from .common import records, require
 
 router = APIRouter(prefix="/api/v1")
-for _module in (models, ingest, queries, analyses, investigate, alerts, keys):
+for _module in (models, ingest, queries, analyses, investigate, alerts, keys, maintenance):
     router.include_router(_module.router)
 
 __all__ = ["records", "require", "router"]
