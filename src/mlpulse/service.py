@@ -51,8 +51,8 @@ from .store import alerts as alert_store
 from .store import constraints as constraint_store
 from .store import retention as retention_store
 from .store.database import Store
-from .store.retention import RetentionPolicy
 from .store.reference import reference_columns, store_reference
+from .store.retention import RetentionPolicy
 
 log = logging.getLogger("mlpulse")
 

@@ -23,8 +23,8 @@ from .alerting import alerting_workers
 from .app import create_app
 from .config import ServerConfig
 from .connections import fit_fd_limit, guarded_h11
-from .maintenance import MaintenanceLoop
 from .keys import KeyStore
+from .maintenance import MaintenanceLoop
 
 log = logging.getLogger("mlpulse.server")
 
