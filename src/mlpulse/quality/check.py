@@ -285,13 +285,78 @@ def compute_quality(
 
 class QualityReport:
     """What ``model.quality`` returns: ``to_pandas()`` has one row per (window,) column and
-    rule with ``violations``, ``rows`` and ``rate``; ``ok`` is True when nothing is violated."""
+    rule with ``violations``, ``rows`` and ``rate``; ``ok`` is True when nothing is violated.
+
+    With a step the frame starts with ``window_start`` and ``window_end``; :attr:`windows`
+    has one row per window and :meth:`first_violations` when each rule was first broken.
+    Inferred rules count a window's violations only when chance cannot explain them (level
+    ``ALPHA`` = 1e-4 per window and rule), so clean windows stay silent."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self._frame = frame
 
     def to_pandas(self) -> pd.DataFrame:
         return self._frame.copy()
+
+    @property
+    def stepped(self) -> bool:
+        """Whether the report has one block per window (the query had a step)."""
+        return "window_start" in self._frame.columns
+
+    @property
+    def windows(self) -> pd.DataFrame:
+        """One row per window: window_start, window_end, rows (the window's rows), violated
+        (rules broken), violations (their offending rows), ok. Without a step, one row for
+        the span without the window columns."""
+        frame = self._frame.assign(
+            broken=(self._frame["violations"] > 0).astype("int64"),
+            counted=self._frame["rows"].where(self._frame["rule"] != "max_distinct", 0),
+        )
+        keys = ["window_start", "window_end"] if self.stepped else []
+        if keys:
+            out = frame.groupby(keys, sort=True, dropna=False).agg(
+                rows=("counted", "max"), violated=("broken", "sum"), violations=("violations", "sum")
+            ).reset_index()
+        else:
+            out = pd.DataFrame(
+                {
+                    "rows": [int(frame["counted"].max()) if len(frame) else 0],
+                    "violated": [int(frame["broken"].sum())],
+                    "violations": [int(frame["violations"].sum())],
+                }
+            )
+        for name in ("rows", "violated", "violations"):
+            out[name] = out[name].astype("int64")
+        out["ok"] = out["violated"] == 0
+        return out
+
+    def first_violations(self) -> pd.DataFrame:
+        """Per broken rule (needs a step): column, rule, first_violated and last_violated
+        (window starts), windows (how many broken), violations (offending rows in all),
+        earliest first. Empty when nothing was violated."""
+        if not self.stepped:
+            raise ConfigError(
+                "first_violations needs windows: call model.quality(..., step='1h') (any step)"
+            )
+        bad = self._frame[self._frame["violations"] > 0]
+        out = (
+            bad.groupby(["column", "rule"], sort=False)
+            .agg(
+                first_violated=("window_start", "min"),
+                last_violated=("window_start", "max"),
+                windows=("window_start", "nunique"),
+                violations=("violations", "sum"),
+            )
+            .reset_index()
+        )
+        out = out.reindex(
+            columns=["column", "rule", "first_violated", "last_violated", "windows", "violations"]
+        )
+        for name in ("first_violated", "last_violated"):
+            out[name] = pd.to_datetime(out[name], utc=True)
+        for name in ("windows", "violations"):
+            out[name] = out[name].astype("int64")
+        return out.sort_values(["first_violated", "column", "rule"]).reset_index(drop=True)
 
     @property
     def violations(self) -> pd.DataFrame:
