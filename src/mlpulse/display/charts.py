@@ -167,7 +167,7 @@ def drift_figure(columns: Sequence[Any], title: str | None = "Drift by column") 
                "line": {"color": "#000", "dash": "dot", "width": 1}}]  # fmt: skip
     layout = _layout(title, height=height, shapes=shapes, hovermode="closest",
                      xaxis={"title": "evidence / threshold (drift at 1)", "gridcolor": "#eee"},
-                     yaxis={"autorange": "reversed", "type": "category"})  # fmt: skip
+                     yaxis={"autorange": "reversed", "type": "category", "automargin": True})  # fmt: skip
     return {"data": data, "layout": layout}
 
 
@@ -190,7 +190,7 @@ def drift_timeline_figure(windows: Sequence[Any], title: str | None = "Drift ove
              "colorscale": [[0, "#f7fbff"], [0.5, "#fdd49e"], [1, RED]],
              "colorbar": {"title": {"text": "evidence"}}}]  # fmt: skip
     layout = _layout(title, height=max(200, 22 * len(names) + 90), hovermode="closest",
-                     yaxis={"autorange": "reversed", "type": "category"})  # fmt: skip
+                     yaxis={"autorange": "reversed", "type": "category", "automargin": True})  # fmt: skip
     return {"data": data, "layout": layout}
 
 
@@ -231,7 +231,7 @@ def quality_figure(frame: pd.DataFrame, title: str | None = "Quality violations"
              "x": f["violations"].astype(int).tolist(), "marker": {"color": RED},
              "name": "violations"}]  # fmt: skip
     layout = _layout(title, height=max(200, 24 * len(labels) + 80), hovermode="closest",
-                     yaxis={"autorange": "reversed", "type": "category"})  # fmt: skip
+                     yaxis={"autorange": "reversed", "type": "category", "automargin": True})  # fmt: skip
     return {"data": data, "layout": layout}
 
 
