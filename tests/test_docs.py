@@ -80,6 +80,13 @@ EXPECT: dict[str, list[str]] = {
         "churn-v2:accuracy-vs-reference",
     ],
     "errors.md": ["unknown metric: UnknownMetricError", "conflict: ModelConflictError"],
+    "investigation.md": [
+        "top: pro p < 1e-6: True",
+        "sum equals the change: True",
+        "[{'column': 'plan', 'op': '==', 'value': 'pro'}]",
+        "3 set()",
+        "column 'score': prediction is not a number",
+    ],
 }
 
 
