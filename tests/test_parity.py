@@ -183,6 +183,18 @@ def without_arrival(frame: pd.DataFrame) -> pd.DataFrame:
 # -- the table ----------------------------------------------------------------------------
 
 W = {"start": START, "end": END}
+
+
+def ago(t: pd.Timestamp) -> str:
+    """``t`` as a time relative to now ("-123456s"), read when the call runs."""
+    seconds = int((pd.Timestamp.now(tz="UTC") - t).total_seconds())
+    return f"-{seconds}s" if seconds >= 0 else f"+{-seconds}s"
+
+
+#: A relative start 90 minutes before the data: aligned to the step (the default), the
+#: windows start at whole hours (START - 2h), the same on both transports.
+ALIGNED = {"end": END, "step": "1h"}
+EARLY = START - pd.Timedelta("90min")
 #: Columns read from KLL sketches, and how they are compared (see the module docstring).
 SKETCH_DRIFT = {"statistic": 0.05, "p_value": None, "p_adjusted": None, "note": None}
 LOOSE: dict[tuple[str, int], dict[str, Any]] = {
@@ -205,6 +217,7 @@ CALLS: dict[str, list[Callable[[Model], Any]]] = {
         lambda m: m.metrics(["accuracy", "count"], **W, step="2h", segment="plan=pro"),
         lambda m: m.metrics(["count"], **W, version="*"),
         lambda m: m.metrics(None, **W, step="2h", ci=0.9),
+        lambda m: m.metrics(["count", "accuracy"], start=ago(EARLY), **ALIGNED),
     ],
     "summary": [lambda m: m.summary(**W), lambda m: m.summary(**W, step="3h", segment={"plan": "free"})],
     "quarantined": [lambda m: without_arrival(m.quarantined())],
@@ -214,16 +227,21 @@ CALLS: dict[str, list[Callable[[Model], Any]]] = {
         lambda m: m.drift(**W, against={"start": START, "end": START + pd.Timedelta("3h")},
                           step="1h", correction="bonferroni", multivariate=True),
         lambda m: m.drift(**W, method={"mean_radius": "psi"}, thresholds={"psi": 0.3}),
+        lambda m: (lambda r: (r, r.windows, r.change_points()))(
+            m.drift(start=ago(EARLY), **ALIGNED, mode="exact")),
     ],
     "quality": [
         lambda m: m.quality(**W),
         lambda m: m.quality(**W, step="2h", mode="exact",
                             constraints=[{"column": "mean_radius", "rule": "range", "max": 20}]),
+        lambda m: (lambda q: (q, q.windows, q.first_violations()))(
+            m.quality(start=ago(EARLY), **ALIGNED, mode="exact")),
     ],
     "constraints": [lambda m: [c.to_dict() for c in m.constraints()]],
     "estimate": [
         lambda m: m.estimate(None, **W, step="2h", band=True),
         lambda m: m.estimate("accuracy", **W, mode="exact"),
+        lambda m: m.estimate("accuracy", start=ago(EARLY), **ALIGNED, mode="exact", align=True),
     ],
     "skew": [lambda m: m.skew(), lambda m: m.skew(tolerance=0.5)],
     "segments": [
