@@ -513,6 +513,43 @@ def _count_rows(parts: pa.Table, report: SparkReport) -> None:
 # -- public API --------------------------------------------------------------------------------
 
 
+def profile_arrow(
+    model: Any,
+    table: Any,
+    *,
+    id: str = "id",
+    timestamp: str | None = "timestamp",
+    label: str | None = None,
+) -> pa.Table:
+    """The profiles import (``segment, resolution, bucket, part, blob``) of a pandas, polars
+    or Arrow table of predictions, computed in this process by the code :func:`profile` runs
+    in each Spark partition (no Spark needed): for another engine's workers (Dask, Ray), or
+    to check a job. A ``label`` column (default: the model's) is each row's label. Send it
+    with ``model.put_profiles(table)``; profiles of several tables merge with
+    :func:`merge_blobs` per key."""
+    from .schema import to_arrow
+
+    spec: ModelSpec = model.spec
+    arrow = to_arrow(table, what=f"model {model.name!r}: profile_arrow table")
+    label = label or spec.label
+    exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
+    spec = _spec_for(model, arrow.schema, exclude)
+    admitted: dict[str, set[str]] = {}
+    for column in spec.segments:
+        if column in arrow.column_names:
+            values = pc.unique(arrow.column(column).cast(pa.string())).drop_null().to_pylist()
+            admitted[column] = {v for v in values if v != OTHER_SEGMENT}
+    now = now_micros()
+    profiler: Profiler = Profiler(spec, model.version, admitted, id, timestamp, now)
+    if label in arrow.column_names:
+        arrow = arrow.append_column(LABEL, arrow.column(label))
+        profiler = _InlineLabels(spec, model.version, admitted, id, timestamp, now, label=label)
+    [batch] = list(profiler(arrow.to_batches()))
+    out = pa.Table.from_batches([batch])
+    return out.filter(pc.invert(pc.is_in(out.column("part"), pa.array(COUNTERS))))
+
+
+
 def profile(
     model: Any,
     predictions: DataFrame,
@@ -585,4 +622,4 @@ def stream(
     return writer.start()
 
 
-__all__ = ["Profiler", "SparkReport", "merge_blobs", "profile", "sink", "stream"]
+__all__ = ["Profiler", "SparkReport", "merge_blobs", "profile", "profile_arrow", "sink", "stream"]

@@ -1,0 +1,130 @@
+"""``Model.put_profiles`` (the route Spark jobs send through), without Spark: profiles made
+by :func:`mlpulse.spark.profile_arrow` (the code Spark partitions run) replace or merge into
+buckets, equal the embedded engine's, and bad imports get clear errors on both transports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from spark_data import START, W, embedded, frames, register
+from starlette.testclient import TestClient
+
+import mlpulse
+from mlpulse import spark as mlspark
+from mlpulse.errors import ConfigError
+from mlpulse.schema import SEGMENT_CAP
+from mlpulse.server import ServerConfig, create_app
+
+
+@pytest.fixture(scope="module")
+def data():
+    return frames()
+
+
+def test_profile_arrow_equals_the_engine(data) -> None:
+    """Metrics (all windows, a segment) and quality equal exactly; a second identical import
+    changes nothing."""
+    preds, labels, inline = data
+    a = embedded(preds, labels)
+    b = register(mlpulse.connect(":memory:"))
+    table = mlspark.profile_arrow(b, inline, id="rid", timestamp="ts")
+    first = b.put_profiles(table)
+    assert first["rows"] == len(inline) - 1 and not first["duplicate"] and first["replaced"] == 0
+    for _ in range(2):
+        for kw in ({"step": "1h"}, {"segment": "plan=pro"}, {}):
+            pd.testing.assert_frame_equal(a.metrics(**W, **kw), b.metrics(**W, **kw))
+        pd.testing.assert_frame_equal(a.quality(**W).to_pandas(), b.quality(**W).to_pandas())
+        again = b.put_profiles(table)
+        assert again["replaced"] == first["parts"]
+
+
+def test_merge_once_per_batch_id(data) -> None:
+    preds, labels, inline = data
+    a = embedded(preds, labels)
+    b = register(mlpulse.connect(":memory:"))
+    half = len(inline) // 2
+    parts = [mlspark.profile_arrow(b, inline.iloc[s], id="rid", timestamp="ts")
+             for s in (slice(0, half), slice(half, None))]  # fmt: skip
+    b.put_profiles(parts[0], replace=False, batch_id="e0")
+    b.put_profiles(parts[1], replace=False, batch_id="e1")
+    assert b.put_profiles(parts[1], replace=False, batch_id="e1")["duplicate"]  # a replay
+    pd.testing.assert_frame_equal(a.metrics(**W, step="2h"), b.metrics(**W, step="2h"))
+
+
+def test_segments_beyond_the_cap_pool_into_other(data) -> None:
+    preds, _labels, _inline = data
+    many = preds.assign(plan=[f"p{i % (SEGMENT_CAP + 7):03d}" for i in range(len(preds))])
+    a = embedded(many, None)
+    b = register(mlpulse.connect(":memory:"))
+    b.put_profiles(mlspark.profile_arrow(b, many, id="rid", timestamp="ts"))
+    for segment in ("plan=__other__", "plan=p000", f"plan=p{SEGMENT_CAP - 1:03d}"):
+        pd.testing.assert_frame_equal(
+            a.metrics(["count", "prediction_mean"], **W, segment=segment),
+            b.metrics(["count", "prediction_mean"], **W, segment=segment),
+        )
+    assert b.metrics(["count"], **W, segment="plan=__other__")["count"].item() > 0
+
+
+def _bad(table: pa.Table, **change) -> pa.Table:
+    cols = {c: table.column(c).to_pylist()[:1] for c in table.column_names}
+    cols.update({k: [v] for k, v in change.items()})
+    return pa.table(cols, schema=table.schema)
+
+
+BAD = [
+    ({"blob": b"\x93nonsense"}, "profiles row 0"),
+    ({"bucket": 12345}, "not the start of a"),
+    ({"segment": "nope=x"}, "not 'column=value'"),
+    ({"part": "other"}, "part 'other'"),
+    ({"resolution": "week"}, "not 'week'"),
+]
+
+
+def test_bad_imports_are_refused_on_both_transports(data, tmp_path) -> None:
+    """ConfigError naming the model and row embedded; a 4xx with the same words over HTTP."""
+    _preds, _labels, inline = data
+    local = register(mlpulse.connect(":memory:"))
+    good = mlspark.profile_arrow(local, inline.head(20), id="rid", timestamp="ts")
+    with TestClient(create_app(ServerConfig(db=":memory:"))) as client:
+        remote = register(mlpulse.connect("http://testserver", transport=client._transport,
+                                          spool_dir=tmp_path, compression=None))  # fmt: skip
+        for change, words in BAD:
+            bad = _bad(good, **change)
+            with pytest.raises(ConfigError, match=words):
+                local.put_profiles(bad)
+            with pytest.raises(ConfigError, match=words):  # a 4xx, as the same error type
+                remote.put_profiles(bad)
+        assert remote.put_profiles(good)["rows"] == 19  # row 3 is quarantined
+        response = client.put("/api/v1/models/churn/versions/v1/profiles", content=b"junk",
+                              headers={"Content-Type": "application/vnd.apache.arrow.stream"})  # fmt: skip
+        assert response.status_code == 400, response.text
+        response = client.put("/api/v1/models/churn/versions/v1/profiles", content=b"{}",
+                              headers={"Content-Type": "application/json"})  # fmt: skip
+        assert response.status_code == 415, response.text
+        remote._pulse.close()
+
+
+def test_profiles_for_a_missing_column_are_refused(data) -> None:
+    _preds, _labels, inline = data
+    b = register(mlpulse.connect(":memory:"))
+    with pytest.raises(ConfigError, match="lack the columns blob"):
+        b.put_profiles(pa.table({"segment": [""], "resolution": ["minute"], "bucket": [0],
+                                 "part": ["core"]}))  # fmt: skip
+
+
+def test_module_imports_without_pyspark() -> None:
+    """mlpulse never imports pyspark; using mlpulse.spark without it is a clear error."""
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "import mlpulse, mlpulse.spark as s\n"
+        "assert 'pyspark.sql' not in sys.modules\n"
+        "try:\n    s.profile(None, None)\nexcept mlpulse.errors.ConfigError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'mlpulse[spark]'" in out.stdout
+    assert START is not None
