@@ -51,9 +51,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._time import HOUR, MINUTE, from_micros
+from .._time import DAY, HOUR, MINUTE, from_micros
 from ..drift.sources import Column, model_columns, reference_rows, reference_version, window_rows
 from ..errors import MlpulseError, RuleError
+from ..metrics.catalog import UNLABELED
 from ..schema import CATEGORICAL, ModelSpec
 from ..store import alerts as alert_store
 from ..store import profiles as profile_store
@@ -87,28 +88,34 @@ class Candidate:
     effect: float
     p_value: float
     detail: str
-    columns: tuple[str, ...] = ()  # feature columns a slice names (for folding)
+    columns: tuple[str, ...] = ()  # what a slice's conditions name (for folding)
 
 
 @dataclass
 class Windows:
-    """The incident's window ``[onset, end)``, the one before it ``[before, onset)``, and the
-    metric the incident is about."""
+    """The incident's window ``[onset, end)``, the clean one before it ``[before, before_end)``
+    (it ends where the first breached window began) and the metric the incident is about."""
 
     onset: int
     end: int
     before: int
+    before_end: int
     metric: str | None
 
 
 def root_cause(service: Any, incident_id: int) -> pd.DataFrame:
     """The incident's ranked candidates: rank, kind, subject, score, detail (see the module
     docstring). Raises ``RuleError`` for an unknown incident."""
+    return _rank(candidates(service, incident_id))
+
+
+def candidates(service: Any, incident_id: int) -> list[Candidate]:
+    """Every candidate of the incident, significant or not, before ranking."""
     incident = alert_store.get_incident(service.store, incident_id)
     if incident is None:
         raise RuleError(f"unknown incident {incident_id!r}")
     alerts = alert_store.incident_alerts(service.store, incident_id)
-    candidates: list[Candidate] = []
+    out: list[Candidate] = []
     for model in incident.models:
         mine = alerts[alerts["model"] == model]
         if mine.empty:
@@ -122,29 +129,74 @@ def root_cause(service: Any, incident_id: int) -> pd.DataFrame:
         if len(incident.models) > 1:
             for c in found:
                 c.detail = f"model {model!r}: {c.detail}"
-        candidates += found
-    return _rank(candidates)
+        out += found
+    return out
 
 
 def _windows(service: Any, incident: Any, alerts: pd.DataFrame) -> Windows:
-    """When the trouble began (the first alert's breached window started), when it ended (the
-    incident resolved, else the last evaluation) and the window before it."""
+    """When the trouble began, when it ended (the incident resolved, else the last
+    evaluation) and the clean window before it.
+
+    The first alert's breached window ``[started - window, started)`` holds the start; for a
+    metric rule it is placed at the most likely change point of the metric over sixths of the
+    window (the split maximising the weighted difference of means, as binary segmentation
+    does), else at the window's start. The window before ends where the breached one began,
+    so it holds no row of the incident however the change point falls."""
     rules = {d["name"]: d for d in alert_store.load_rule_dicts(service.store)}
     cursors = alert_store.cursors(service.store)
-    onsets, ends, metrics = [], [incident.opened_us], []
+    first: tuple[int, int, Any] | None = None
+    ends, metrics = [incident.opened_us], []
     for _, alert in alerts.iterrows():
         rule = rules.get(alert["rule"])
         window = int(rule_from_dict(rule).window * 1_000_000) if rule is not None else HOUR
         started = _us(alert["started_at"])
-        onsets.append(started - window)
+        if first is None or started - window < first[0] - first[1]:
+            first = (started, window, alert)
         resolved = alert["resolved_at"]
         ends.append(_us(resolved) if not pd.isna(resolved) else cursors.get((alert["rule"], alert["model"]), started))
         metrics.append(alert["labels"].get("metric") if isinstance(alert["labels"], dict) else None)
-    onset = min(onsets)
+    assert first is not None
+    started, window, alert = first
+    clean = started - window
     end = incident.resolved_us if incident.resolved_us is not None else max(ends)
+    onset = _change_point(service, alert, started, window, end)
     end = max(end, onset + 10 * MINUTE)
     length = max(end - onset, HOUR)
-    return Windows(onset=onset, end=end, before=onset - length, metric=next((m for m in metrics if m), None))
+    metric = next((m for m in metrics if m), None)
+    return Windows(onset=onset, end=end, before=clean - length, before_end=clean, metric=metric)
+
+
+def _change_point(service: Any, alert: Any, started: int, window: int, end: int) -> int:
+    """The most likely start of the change within ``[started - window, started]``."""
+    labels = alert["labels"] if isinstance(alert["labels"], dict) else {}
+    metric = labels.get("metric")
+    lo = started - window
+    if not metric or value_kind(metric) != "metrics" or window < 6 * MINUTE:
+        return lo
+    step = window // 6
+    hi = max(end, started + step)
+    try:
+        version = alert["version"] if isinstance(alert["version"], str) else service.versions(alert["model"])[-1]
+        frame = service.metrics(alert["model"], version, [metric], start=from_micros(lo - window),
+                                end=from_micros(hi), step=f"{step}us", segment=labels.get("segment"),
+                                align=False)  # fmt: skip
+    except (MlpulseError, TypeError):
+        return lo
+    values = frame[metric].to_numpy(float)
+    weights = frame["n_labeled" if metric not in UNLABELED else "n"].to_numpy(float)
+    ok = ~np.isnan(values) & (weights > 0)
+    starts = np.array([_us(t) for t in frame["window_start"]])
+    best, where = -1.0, lo
+    for cut in range(lo, started + 1, step):
+        a, b = ok & (starts < cut), ok & (starts >= cut)
+        na, nb = weights[a].sum(), weights[b].sum()
+        if na == 0 or nb == 0:
+            continue
+        gap = abs(np.average(values[a], weights=weights[a]) - np.average(values[b], weights=weights[b]))
+        stat = gap * math.sqrt(na * nb / (na + nb))
+        if stat > best:
+            best, where = stat, cut
+    return where
 
 
 def _us(value: Any) -> int:
@@ -163,7 +215,7 @@ class ModelCauses:
         self.version = versions[0] if versions and versions[0] in known else (known[-1] if known else "v1")
         self.columns = model_columns(spec)
         self.now = self._rows(windows.onset, windows.end)
-        self.base = self._rows(windows.before, windows.onset)
+        self.base = self._rows(windows.before, windows.before_end)
         self.base_is_reference = False
         if self.base.num_rows < MIN_ROWS:
             self._reference_base()
@@ -174,7 +226,7 @@ class ModelCauses:
         s = self.service
         return window_rows(
             s.store, s.registry, self.spec, self.columns, lo, hi, s.versions(self.spec.name), "",
-            limit=SAMPLE_ROWS, extra=("__latency_ms", "__version"),
+            limit=SAMPLE_ROWS, extra=("__latency_ms", "__version", "__ts"),
         )  # fmt: skip
 
     def _reference_base(self) -> None:
@@ -194,7 +246,7 @@ class ModelCauses:
     def against(self) -> str:
         if self.base_is_reference:
             return "vs the reference"
-        return f"vs the {self._span(self.w.before, self.w.onset)} before"
+        return f"vs the {self._span(self.w.before, self.w.before_end)} before"
 
     def all(self) -> list[Candidate]:
         out: list[Candidate] = []
@@ -229,7 +281,7 @@ class ModelCauses:
             before = None
             if not self.base_is_reference:
                 before = s.quality(self.spec.name, self.version, start=from_micros(w.before),
-                                   end=from_micros(w.onset), versions="*").to_pandas()  # fmt: skip
+                                   end=from_micros(w.before_end), versions="*").to_pandas()  # fmt: skip
         except MlpulseError:
             return []
         if now.empty:
@@ -272,9 +324,20 @@ class ModelCauses:
             if not self.base_is_reference and "__version" in self.base.column_names
             else np.array([], dtype=object)
         )
+        # when each version's first row came: the profiles say roughly (a day bucket starts
+        # at midnight), the rows of the two windows exactly
+        stamps = [self._stamps(self.now, now_v), self._stamps(self.base, base_v)]
+        if w.onset > w.before_end:  # between the clean window and the change point
+            gap = window_rows(s.store, s.registry, self.spec, [], w.before_end, w.onset, s.versions(self.spec.name),
+                              "", limit=SAMPLE_ROWS, extra=("__version", "__ts"))  # fmt: skip
+            stamps.append(self._stamps(gap, np.asarray(gap.column("__version").to_pylist(), dtype=object)))
+        stamps = pd.concat(stamps)
+        firsts = stamps.groupby("version")["ts"].min() if len(stamps) else pd.Series(dtype="int64")
+        margin = (w.before_end - w.before) // 20
         out = []
-        for version, (first, _) in spans.items():
-            if not w.before <= first < w.end:
+        for version, (coarse, _) in spans.items():
+            first = int(firsts.get(version, coarse))
+            if coarse < w.before - DAY or not w.before + margin <= first < w.end:
                 continue
             new = now_v == version
             if new.sum() < MIN_ROWS:
@@ -301,6 +364,13 @@ class ModelCauses:
                       f"{_shown(previous)} {where}")  # fmt: skip
             out.append(Candidate("version_change", version, effect, p, detail))
         return out
+
+    @staticmethod
+    def _stamps(table: pa.Table, versions: np.ndarray) -> pd.DataFrame:
+        if "__ts" not in table.column_names or not len(versions):
+            return pd.DataFrame({"version": [], "ts": []})
+        ts = table.column("__ts").cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return pd.DataFrame({"version": versions, "ts": ts})
 
     def _version_effect(self, new_t: pa.Table, new: np.ndarray, old_t: pa.Table, old: np.ndarray):
         results = []
@@ -365,19 +435,19 @@ class ModelCauses:
             counts = [
                 float(s.metrics(self.spec.name, self.version, ["count"], start=from_micros(lo),
                                 end=from_micros(hi), versions="*")["count"].iloc[0])  # fmt: skip
-                for lo, hi in ((w.onset, w.end), (w.before, w.onset))
+                for lo, hi in ((w.onset, w.end), (w.before, w.before_end))
             ]
         except MlpulseError:
             return []
         n1, n0 = (0 if math.isnan(c) else int(c) for c in counts)
-        t1, t0 = w.end - w.onset, w.onset - w.before
+        t1, t0 = w.end - w.onset, w.before_end - w.before
         if n0 < MIN_ROWS:
             return []  # no traffic before: nothing to compare with
         ratio = ((n1 + 0.5) / t1) / ((n0 + 0.5) / t0)
         p = binomtest(n1, n1 + n0, t1 / (t1 + t0)).pvalue
         per_hour = [n1 / (t1 / HOUR), n0 / (t0 / HOUR)]
         detail = (f"{per_hour[0]:.4g} predictions/hour vs {per_hour[1]:.4g} in the "
-                  f"{self._span(w.before, w.onset)} before ({ratio - 1:+.0%})")  # fmt: skip
+                  f"{self._span(w.before, w.before_end)} before ({ratio - 1:+.0%})")  # fmt: skip
         return [Candidate("volume", "predictions", abs(math.log(ratio)), float(p), detail)]
 
     # -- segments and slices ----------------------------------------------------------------
@@ -397,7 +467,7 @@ class ModelCauses:
             return []
         w = self.w
         window = {"start": from_micros(w.onset), "end": from_micros(w.end)}
-        against = {"start": from_micros(w.before), "end": from_micros(w.onset)}
+        against = {"start": from_micros(w.before), "end": from_micros(w.before_end)}
         for metric in self.perf_metrics():
             try:
                 total = self.service.metrics(self.spec.name, self.version, [metric], versions="*", **window)
@@ -415,34 +485,51 @@ class ModelCauses:
                 return []
             out = []
             for frame in frames:
+                n1, n0 = int(frame["rows"].sum()), int(frame["rows_against"].sum())
                 for row in frame.itertuples(index=False):
-                    c = self._segment(metric, row, m1, m0)
+                    c = self._segment(metric, row, m1, m0, n1, n0)
                     if c is not None:
                         out.append(c)
             return out
         return []
 
-    def _segment(self, metric: str, row: Any, m1: float, m0: float) -> Candidate | None:
-        s1, s0 = float(row.metric), float(row.metric_against)
-        share = float(row.share)
-        p = float(row.p_value)
-        if any(math.isnan(x) for x in (s1, s0, share, p)) or not 0 < share < 1:
+    def _segment(self, metric: str, row: Any, m1: float, m0: float, n1: int, n0: int) -> Candidate | None:
+        """A segment value whose metric moved more than the rest of the traffic's did, in the
+        incident's direction: effect |change of the segment - change of the rest| on the
+        metric's scale, tested by a z-test on that difference (variance 1/n on the arcsine
+        scale for proportions, 1/count on the log scale for counts; other metrics keep the
+        segment's own test)."""
+        from scipy.stats import norm
+
+        s1, s0, share, share0 = (float(x) for x in (row.metric, row.metric_against, row.share, row.share_against))
+        k1, k0 = int(row.rows), int(row.rows_against)
+        if any(math.isnan(x) for x in (s1, s0, share, share0)) or not (0 < share < 1 and 0 < share0 < 1):
             return None
+        if metric == "count":
+            r1, r0 = m1 - s1, m0 - s0
+        else:
+            r1, r0 = _rest(m1, s1, share), _rest(m0, s0, share0)
         move = _transform(metric)
         if move is None:
             return None
         try:
-            seg, tot = move(s1) - move(s0), move(m1) - move(m0)
+            seg, rest, tot = move(s1) - move(s0), move(r1) - move(r0), move(m1) - move(m0)
         except ValueError:
             return None
-        # total = share x segment + (1 - share) x rest: the segment's change beyond the rest's
-        excess = (seg - tot) / (1 - share)
-        if excess * tot <= 0 and tot != 0:
-            return None  # it moved less than the rest, or against the incident
+        excess = seg - rest
+        if any(math.isnan(x) for x in (seg, rest, tot)) or excess * tot <= 0:
+            return None  # it moved no more than the rest, or against the incident
+        if metric in PROPORTIONS and min(k1, k0, n1 - k1, n0 - k0) > 0:
+            z = abs(excess) / math.sqrt(1 / k1 + 1 / k0 + 1 / (n1 - k1) + 1 / (n0 - k0))
+            p = float(norm.sf(z))
+        elif metric == "count" and min(s1, s0, r1, r0) > 0:
+            p = float(norm.sf(abs(excess) / math.sqrt(1 / s1 + 1 / s0 + 1 / r1 + 1 / r0)))
+        else:
+            p = float(row.p_value)
         column, value = str(row.segment), str(row.value)
         detail = (f"{_shown(column)}={_shown(value)} ({share:.0%} of rows): {metric} {s1:.4g} vs "
-                  f"{s0:.4g} before, the rest {_rest(m1, s1, share):.4g} vs {_rest(m0, s0, float(row.share_against)):.4g}")  # fmt: skip
-        return Candidate("segment", f"{column}={value}", abs(excess), p, detail, (column,))
+                  f"{s0:.4g} before, the rest {r1:.4g} vs {r0:.4g}")  # fmt: skip
+        return Candidate("segment", f"{column}={value}", abs(excess), p, detail)
 
     def slices(self) -> list[Candidate]:
         finder = getattr(self.service, "slices", None)
@@ -467,17 +554,23 @@ class ModelCauses:
             rest = (overall - support * rate) / (1 - support) if support < 1 else overall
             effect = _h(rate, max(rest, 0.0))
             gap_before = ""
-            columns = tuple(_condition_columns(row.conditions))
+            columns = tuple(_condition_keys(row.conditions))
             if before_errors is not None:
                 mask = _condition_mask(self.base, row.conditions)
                 labeled = ~np.isnan(before_errors)
                 if mask is not None and (mask & labeled).sum() >= MIN_ROWS and (~mask & labeled).sum() >= MIN_ROWS:
-                    b_in = before_errors[mask & labeled].mean()
-                    b_out = before_errors[~mask & labeled].mean()
+                    inside = before_errors[mask & labeled]
+                    b_in, b_out = inside.mean(), before_errors[~mask & labeled].mean()
                     if b_in > b_out:
                         effect = max(0.0, effect - _h(b_in, b_out))
                     gap_before = f"; {b_in:.1%} vs {b_out:.1%} before"
-            p = float(getattr(row, "q_value", row.p_value))
+                    # the slice got worse since (not: it always errs more)
+                    k1 = round(rate * int(row.rows))
+                    p = _fisher(k1, int(row.rows), int(inside.sum()), len(inside))
+                else:
+                    p = float(row.q_value)
+            else:
+                p = float(row.q_value)
             detail = (f"{row.slice}: {int(row.rows)} rows ({support:.1%}), error rate {rate:.1%} vs "
                       f"{rest:.1%} elsewhere{gap_before}")  # fmt: skip
             out.append(Candidate("slice", str(row.slice), effect, p, detail, columns))
@@ -594,8 +687,14 @@ def _column_change(column: Column, now: Any, base: Any) -> tuple[float, float, s
 # -- slice conditions --------------------------------------------------------------------------
 
 
-def _condition_columns(conditions: Any) -> list[str]:
-    return [str(c.get("column")) for c in _conditions(conditions) if isinstance(c, dict)]
+def _condition_keys(conditions: Any) -> list[str]:
+    """What a slice's conditions name: each column, and ``column=value`` for an equality."""
+    out = []
+    for c in _conditions(conditions):
+        out.append(str(c.get("column")))
+        if c.get("op") in ("==", "="):
+            out.append(f"{c.get('column')}={c.get('value')}")
+    return out
 
 
 def _conditions(conditions: Any) -> list[dict[str, Any]]:
@@ -653,19 +752,17 @@ def _condition_mask(table: pa.Table, conditions: Any) -> np.ndarray | None:
 
 
 def _fold(candidates: list[Candidate]) -> list[Candidate]:
-    """A slice naming a drifted feature or a listed segment's column is that candidate's
-    symptom: it is dropped and the explaining candidate's detail mentions it."""
-    significant = _significant(candidates)
+    """A slice with a condition on a drifted feature, or on a listed segment's value, is that
+    candidate's symptom: it is dropped and the explaining candidate's detail mentions it."""
+    passed = significant(candidates)
     explains: dict[str, Candidate] = {}
-    for c in significant:
-        if c.kind == "feature_drift":
+    for c in passed:
+        if c.kind in ("feature_drift", "segment"):
             explains.setdefault(c.subject, c)
-        elif c.kind == "segment":
-            explains.setdefault(c.columns[0], c)
     out = []
     for c in candidates:
-        if c.kind == "slice" and c in significant:
-            by = next((explains[col] for col in c.columns if col in explains), None)
+        if c.kind == "slice" and c in passed:
+            by = next((explains[key] for key in c.columns if key in explains), None)
             if by is not None:
                 if "slice" not in by.detail:
                     by.detail += f"; the slice {c.subject} agrees"
@@ -674,7 +771,7 @@ def _fold(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def _significant(candidates: list[Candidate]) -> list[Candidate]:
+def significant(candidates: list[Candidate]) -> list[Candidate]:
     """Candidates whose p-value passes Benjamini-Hochberg at ALPHA and whose effect is at
     least MIN_EFFECT."""
     if not candidates:
@@ -689,7 +786,7 @@ def _significant(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def _rank(candidates: list[Candidate]) -> pd.DataFrame:
-    kept = sorted(_significant(candidates), key=lambda c: (-c.effect, KINDS.index(c.kind), c.subject))
+    kept = sorted(significant(candidates), key=lambda c: (-c.effect, KINDS.index(c.kind), c.subject))
     return pd.DataFrame(
         {
             "rank": pd.array(range(1, len(kept) + 1), dtype="int64"),
@@ -707,4 +804,4 @@ def _shown(name: str) -> str:
     return repr(str(name))
 
 
-__all__ = ["ALPHA", "COLUMNS", "KINDS", "MAX_EFFECT", "MIN_EFFECT", "root_cause"]
+__all__ = ["ALPHA", "COLUMNS", "KINDS", "MAX_EFFECT", "MIN_EFFECT", "Candidate", "candidates", "root_cause", "significant"]

@@ -56,6 +56,13 @@ class Incident:
     timeline: pd.DataFrame
     _transport: Any = None
 
+    @property
+    def root_cause(self) -> pd.DataFrame:
+        """What changed when the incident began, most likely cause first: rank, kind
+        (feature_drift | quality | segment | slice | version_change | latency | volume),
+        subject, score (an effect size on Cohen's scale) and a one-line detail."""
+        return self._transport.root_cause(self.id)
+
     def acknowledge(self) -> None:
         """Mark the incident acknowledged (its alerts keep notifying on changes)."""
         self._transport.acknowledge(self.id)

@@ -349,6 +349,23 @@ def get_incident_timeline(
     return table(request, _incident(request, incident_id)["timeline"])
 
 
+@router.get(
+    "/incidents/{incident_id}/root_cause",
+    response_model=TableResult,
+    responses=error_responses(401, 403, 404, 422, 503) | TABLE_RESPONSE,
+    tags=["alerts"],
+)
+def get_incident_root_cause(
+    request: Request, incident_id: INCIDENT_ID, _: None = require("read")
+) -> Response:
+    """``pulse.incident(id).root_cause`` as a table: rank, kind, subject, score, detail."""
+    try:
+        found = service(request).root_cause(incident_id)
+    except RuleError as exc:
+        raise ApiError(404, str(exc), "unknown_incident") from None
+    return table(request, found)
+
+
 @router.post(
     "/incidents/{incident_id}/acknowledge",
     status_code=204,
