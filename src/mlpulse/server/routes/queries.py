@@ -50,10 +50,14 @@ def get_metrics(
     segment: Segment = None,
     versions: Versions = None,
     align: Align = True,
+    ci: Annotated[
+        float | None,
+        Query(gt=0, lt=1, description="confidence level: adds <metric>_lower and <metric>_upper"),
+    ] = None,
     _: None = require("read"),
 ) -> Response:
     """``model.metrics``: one row per window with window_start, window_end, n, n_labeled and
-    each metric."""
+    each metric (with ``ci``, each metric's interval right after it)."""
     svc = service(request)
     t = target(svc, name, version, versions)
     frame = svc.metrics(
@@ -66,6 +70,7 @@ def get_metrics(
         segment=segment,
         versions=t.versions,
         align=align,
+        ci=ci,
     )
     return frame_response(request, frame, t.spec.name, t.read)
 
