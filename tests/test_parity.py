@@ -270,6 +270,7 @@ WRITES: dict[str, Callable[[Model], Any]] = {
                                             now=BASE + pd.Timedelta("7h")),
     "log_resource_usage": lambda m: m.checks(**W, monitors=["computational"]),
     "set_constraints": lambda m: m.quality(**W, infer=False),
+    "put_profiles": lambda m: _put_and_read(m),
 }
 LOG_AT = BASE + pd.Timedelta("8h")
 
@@ -287,6 +288,19 @@ def _log_and_read(model: Model, how: str) -> pd.DataFrame:
     model._pulse.flush()
     frame = model.metrics(["count", "accuracy"], start=LOG_AT, end=LOG_AT + pd.Timedelta("1h"))
     return frame.drop(columns=[])
+
+
+def _put_and_read(model: Model) -> pd.DataFrame:
+    """Profiles made as Spark partitions make them, put twice (replacing), read back."""
+    from mlpulse.spark import profile_arrow
+
+    at = BASE + pd.Timedelta(days=30)
+    rows = CURRENT.head(40).assign(
+        id=[f"p{i}" for i in range(40)], timestamp=at + pd.to_timedelta(np.arange(40), unit="min")
+    )
+    for _ in range(2):
+        model.put_profiles(profile_arrow(model, rows))
+    return model.metrics(["count", "prediction_mean"], start=at, end=at + pd.Timedelta("1h"))
 
 
 def public_methods(cls: type) -> set[str]:

@@ -614,9 +614,8 @@ def stream(
     """Start a streaming query that profiles ``predictions`` (a streaming DataFrame) into
     ``model`` with :func:`sink`; returns the ``StreamingQuery``."""
     _require_spark()
-    writer = predictions.writeStream.foreachBatch(
-        sink(model, id=id, timestamp=timestamp, label=label, name=name)
-    ).option("checkpointLocation", checkpoint)
+    write: Any = sink(model, id=id, timestamp=timestamp, label=label, name=name)
+    writer = predictions.writeStream.foreachBatch(write).option("checkpointLocation", checkpoint)
     if trigger:
         writer = writer.trigger(**trigger)
     return writer.start()

@@ -91,11 +91,11 @@ def _check_state(spec: ModelSpec, part: str, value: Any, where: str) -> dict[str
             raise ConfigError(f"{where}: prediction state is not a {want.__name__} ({spec.task})")
         return {}
     if part == LABELED:
-        want = _LABELED_TYPES[spec.task]
-        if not isinstance(value, want):
+        labeled = _LABELED_TYPES[spec.task]
+        if not isinstance(value, labeled):
             raise ConfigError(
                 f"{where}: labeled state is a {type(value).__name__}; a {spec.task} model's is "
-                f"a {want.__name__}"
+                f"a {labeled.__name__}"
             )
         return {}
     kinds: dict[str, str] = {}
