@@ -343,11 +343,16 @@ class Harness:
             lambda: features.log_training_features({"id": ids[:1], **{n: [1.0] for n in names}}),
         )
         a("skew", features.skew)
+        values = self.shared("segment_values", segments=["plan"])
+        for n in names:  # drill-down filters: a quoted identifier and a parameter each
+            a("rows where", lambda n=n: features.rows(**WINDOW, where={n: n}, limit=2))
+        a("rows hostile column", lambda: features.rows(**WINDOW, where={HOSTILE[0]: 1}))
+        a("slices", lambda: features.slices(**WINDOW, alpha=1.0, max_conditions=1))
+        a("segments", lambda: values.segments("accuracy", **WINDOW, against="previous"))
         summary = features.summary(**WINDOW)
         assert set(self.features) <= set(summary["column"])  # every accepted name round-trips
         drift = features.drift(**WINDOW, against=dict(WINDOW)).to_pandas()
         assert set(self.features) <= set(drift["column"])
-        values = self.shared("segment_values", segments=["plan"])
         self.queries(values, segment={"plan": "x"})
         a("summary", lambda: values.summary(**WINDOW, segment=f"plan={HOSTILE[4]}"))
         for model, segment in self.segmented[:: max(1, len(self.segmented) // 6)]:
