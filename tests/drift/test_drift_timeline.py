@@ -7,7 +7,7 @@ feature shifted from a known hour on; the change point must be found at that hou
 detection delay (in windows) is printed and bounded. Clean: over 50 random splits at the
 default settings no column gets a change point or a first drifted window.
 
-Run as a script (``python tests/drift/test_timeline.py``) it prints the detection delays
+Run as a script (``python tests/drift/test_drift_timeline.py``) it prints the detection delays
 and the false-alarm counts.
 """
 
