@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CAUSES = ("feature", "segment", "version", "latency", "volume")
+CAUSES = ("feature", "segment", "version", "latency", "volume")  # and "none": nothing planted
 DATASETS = ("breast_cancer", "wine", "digits", "diabetes")
 T0 = pd.Timestamp("2026-03-02T00:00:00Z")
 HOURS = 9
@@ -92,8 +92,9 @@ class Served:
         return self.model.predict(x)
 
 
-def build(pulse: Any, cause: str, dataset: str, seed: int) -> Scenario:
-    """Log the scenario's nine hours and load its rules (nothing evaluated yet)."""
+def build(pulse: Any, cause: str, dataset: str, seed: int, rows_per_hour: int = ROWS_PER_HOUR) -> Scenario:
+    """Log the scenario's first six hours or so and load its rules (nothing evaluated yet;
+    the rest is logged when the evaluation reaches the planted time)."""
     rng = np.random.default_rng(seed)
     x, y, task = _load(dataset)
     order = rng.permutation(len(x))
@@ -102,7 +103,7 @@ def build(pulse: Any, cause: str, dataset: str, seed: int) -> Scenario:
     scenario = Scenario(cause, dataset, seed)
     name = f"{dataset}-{cause}-{seed}"
 
-    n = HOURS * ROWS_PER_HOUR
+    n = HOURS * rows_per_hour
     ts = T0 + pd.to_timedelta(np.sort(rng.uniform(0, HOURS * 3600, n)), unit="s")
     pick = rng.choice(serve, n)
     feats = x.iloc[pick].reset_index(drop=True)
@@ -152,6 +153,8 @@ def build(pulse: Any, cause: str, dataset: str, seed: int) -> Scenario:
     elif cause == "volume":
         keep = ~after | (rng.random(n) > rng.uniform(0.7, 0.9))
         scenario.truth = {"kinds": ("volume",), "subject": "predictions"}
+    elif cause == "none":  # nothing planted: a rule that always fires opens the incident
+        scenario.truth = {"kinds": (), "subject": None}
 
     reference = x.iloc[train].reset_index(drop=True).copy()
     reference["channel"] = CHANNELS[rng.choice(3, len(reference), p=[0.5, 0.3, 0.2])]
@@ -171,7 +174,11 @@ def build(pulse: Any, cause: str, dataset: str, seed: int) -> Scenario:
                 scenario.batches.append((v, rows[part].reset_index(drop=True), labels[part].reset_index(drop=True)))
     scenario.name = name
     _log(pulse, scenario, later=False)
-    pulse.rules.load(_rules(name, task, rows[~after], label[~after], latency[~after]))
+    rules = _rules(name, task, rows[~after], label[~after], latency[~after])
+    if cause == "none":
+        rules.append({"name": f"{name}:heartbeat", "model": name, "metric": "count", "op": ">",
+                      "threshold": 0, "window": "1h", "for": "10m", "min_rows": 0})  # fmt: skip
+    pulse.rules.load(rules)
     return scenario
 
 
@@ -217,14 +224,14 @@ def _rules(name: str, task: str, before: pd.DataFrame, label: np.ndarray, latenc
     ]  # fmt: skip
 
 
-def run(pulse: Any, scenario: Scenario, step: str = "10min") -> Scenario:
-    """Evaluate the rules every ``step`` (the evaluator's interval) from 5h until the first
-    incident open after the planted time (or the end); rank its root cause."""
+def run(pulse: Any, scenario: Scenario, step: str = "10min", start: str = "5h") -> Scenario:
+    """Evaluate the rules every ``step`` (the evaluator's interval) from ``start`` until the
+    first incident open after the planted time (or the end); rank its root cause."""
     from dataclasses import replace
 
     service = pulse.service
     service.alert_settings = replace(service.alert_settings, interval=pd.Timedelta(step).total_seconds())
-    times = pd.date_range(T0 + pd.Timedelta(hours=5), T0 + pd.Timedelta(hours=HOURS), freq=step)
+    times = pd.date_range(T0 + pd.Timedelta(start), T0 + pd.Timedelta(hours=HOURS), freq=step)
     name = scenario.name
     logged = False
     for at in times:

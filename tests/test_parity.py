@@ -365,10 +365,11 @@ def _incident(pulse: Pulse) -> Any:
     """An incident before and after acknowledging it (the acknowledgement's time is now)."""
     incident = pulse.incident(1)
     before = {k: v for k, v in vars(incident).items() if k != "_transport"}
+    root_cause = incident.root_cause
     incident.acknowledge()
     after = pulse.incident(1)
     assert after.acknowledged_at is not None and incident.status == after.status
-    return before, after.status, after.timeline["kind"].tolist(), repr(incident)
+    return before, after.status, after.timeline["kind"].tolist(), repr(incident), root_cause
 
 
 def _silence_id(value: Any) -> bool:

@@ -345,23 +345,31 @@ class ModelCauses:
             others = [v for v, (f, _) in spans.items() if v != version and f < first]
             if not others:
                 continue
-            # the version it replaced: the other one with most rows now, else before
-            old_table, old = self.now, (now_v != version) & np.isin(now_v, others)
-            where = "at the same time"
-            if old.sum() < MIN_ROWS:
-                old_table, old = self.base, (base_v != version) & np.isin(base_v, others)
-                where = "before"
-            if old.sum() < MIN_ROWS:
+            # the versions it replaced, over both windows (the evidence of a fresh deployment
+            # is thin: every row of the older versions helps)
+            old_now = np.isin(now_v, others)
+            old_base = np.isin(base_v, others)
+            if old_now.sum() + old_base.sum() < MIN_ROWS:
                 continue
-            names = pd.Series(old_table.column("__version").to_pylist())[old].value_counts()
+            names = pd.Series(np.concatenate([now_v[old_now], base_v[old_base]])).value_counts()
             previous = str(names.index[0])
+            where = "its rows now and before" if old_base.any() else "its rows at the same time"
             at = from_micros(first).strftime("%Y-%m-%d %H:%M")
-            found = self._version_effect(self.now, new, old_table, old)
+            errors_now, latency_now = self._errors(self.now), _floats(self.now, "__latency_ms")
+            errors_base, latency_base = (
+                (self._errors(self.base)[old_base], _floats(self.base, "__latency_ms")[old_base])
+                if len(base_v) else (np.array([]), np.array([]))
+            )  # fmt: skip
+            found = self._version_effect(
+                errors_now[new], latency_now[new],
+                np.concatenate([errors_now[old_now], errors_base]),
+                np.concatenate([latency_now[old_now], latency_base]),
+            )  # fmt: skip
             if found is None:
                 continue
             effect, p, what = found
             detail = (f"version {_shown(version)} started taking traffic at {at} UTC: {what} than "
-                      f"{_shown(previous)} {where}")  # fmt: skip
+                      f"{_shown(previous)} ({where})")  # fmt: skip
             out.append(Candidate("version_change", version, effect, p, detail))
         return out
 
@@ -372,9 +380,10 @@ class ModelCauses:
         ts = table.column("__ts").cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
         return pd.DataFrame({"version": versions, "ts": ts})
 
-    def _version_effect(self, new_t: pa.Table, new: np.ndarray, old_t: pa.Table, old: np.ndarray):
+    def _version_effect(self, err_new: np.ndarray, lat_new: np.ndarray, err_old: np.ndarray, lat_old: np.ndarray):
+        """How much worse the new version's rows are: errors (Cohen's h of the error rates,
+        Cohen's d of the absolute error for regression) or latency, whichever is larger."""
         results = []
-        err_new, err_old = self._errors(new_t)[new], self._errors(old_t)[old]
         err_new, err_old = err_new[~np.isnan(err_new)], err_old[~np.isnan(err_old)]
         if len(err_new) >= MIN_ROWS and len(err_old) >= MIN_ROWS:
             if self.spec.task == "regression":
@@ -387,8 +396,6 @@ class ModelCauses:
                 if r1 > r0:
                     results.append((_h(r1, r0), _fisher(k1, len(err_new), k0, len(err_old)),
                                     f"error rate {r1:.1%} vs {r0:.1%}, worse"))  # fmt: skip
-        lat_new = _floats(new_t, "__latency_ms")[new]
-        lat_old = _floats(old_t, "__latency_ms")[old]
         shift = _numeric_shift(lat_new[~np.isnan(lat_new)], lat_old[~np.isnan(lat_old)])
         if shift is not None and shift[2] > 0:
             effect, p, _ = shift
