@@ -54,11 +54,26 @@ def _demo_database() -> None:
     run_demo(config, console=Console(file=io.StringIO()))
 
 
+def _spark_or_skip() -> None:
+    """spark.md runs a local Spark: skipped where pyspark or Java is missing."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("spark.md needs pyspark (pip install 'mlpulse[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("spark.md needs Java 17 for a local Spark")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+
+
 #: Per page: setup run in the temporary directory first, and text its output must contain.
-SETUP: dict[str, Callable[[], None]] = {"cli.md": _demo_database}
+SETUP: dict[str, Callable[[], None]] = {"cli.md": _demo_database, "spark.md": _spark_or_skip}
 EXPECT: dict[str, list[str]] = {
     "README.md": ["5000 5000 0", "label_coverage"],
     "quickstart.md": ["6000 6000 0"],
+    "spark.md": ["2000 2000 1500 0", "1000"],
     "logging.md": [
         "600 600 0",
         "300 300 600",
@@ -73,6 +88,8 @@ EXPECT: dict[str, list[str]] = {
     "metrics.md": ["True True True True True True", "3591", "top_decile_precision",
                    "4 True 300 True", "3 300", "['accuracy', 'accuracy_lower', 'accuracy_upper']",
                    "60 AUC 0.882 [0.761, 0.943]", "delong-score 0.95"],
+    "reports.md": ["5000 True ['monthly_charges'] 0", "5m 50", "exit status 0", "bar True",
+                   "heatmap", "True\n", "True ['accuracy (estimated)', 'roc_auc (estimated)']"],
     "drift.md": ["1 column changed", "Timestamp('2026-01-07 10:00:00+0000', tz='UTC')"],
     "quality.md": ["2026-01-08 15:00:00+00:00", "15 clean hours"],
     "profiles.md": ["9975 25 9975 25", "True 0.0133", "20000 True", "True 1000 True True True"],
@@ -82,6 +99,8 @@ EXPECT: dict[str, list[str]] = {
         "churn-accuracy-low resolved 05:",
         "churn: churn-accuracy-low resolved ['opened', 'firing', 'resolved', 'closed']",
         "churn-v2:accuracy-vs-reference",
+        "1 segment channel=app True",
+        "'channel'='app' (",
     ],
     "errors.md": ["unknown metric: UnknownMetricError", "conflict: ModelConflictError"],
     "investigation.md": [
