@@ -531,7 +531,7 @@ def compute_metrics(
             data[name] = np.asarray(values[name], dtype=np.float64)
         else:
             data[name] = np.asarray(
-                [_custom(store, spec, custom[name], lo, hi, versions, seg) for lo, hi in bounds],
+                [_custom(store, spec, custom[name], lo, hi, versions, seg, name) for lo, hi in bounds],
                 dtype=np.float64,
             )
     if level is None:
@@ -584,9 +584,16 @@ def _builtin(
 
 
 def _custom(
-    store: Store, spec: ModelSpec, fn: Any, lo: int, hi: int, versions: list[str], segment: str
+    store: Store,
+    spec: ModelSpec,
+    fn: Any,
+    lo: int,
+    hi: int,
+    versions: list[str],
+    segment: str,
+    name: str = "",
 ) -> float:
-    source = lake.raw_source(store, spec, lo, hi, what=f"custom metric {fn.__name__!r}")
+    source = lake.raw_source(store, spec, lo, hi, what=f"custom metric {name or fn.__name__!r}")
     sql = (
         f"SELECT __label, __prediction FROM {source} WHERE __label IS NOT NULL "
         "AND __ts >= make_timestamp(?) AND __ts < make_timestamp(?) AND list_contains(?, __version)"

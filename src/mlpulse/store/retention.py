@@ -265,11 +265,13 @@ def _stored(store: Store, specs: list[ModelSpec]) -> int:
     """Raw rows and profile parts in the file (what a compaction is weighed against)."""
     from .registry import raw_table
 
-    total = sum(
-        int(store.fetch_one(f"SELECT count(*) FROM {raw_table(spec)}")[0])  # type: ignore[index]
-        for spec in specs
-    )
-    return total + int(store.fetch_one("SELECT count(*) FROM profiles")[0])  # type: ignore[index]
+    total = 0
+    for sql in [f"SELECT count(*) FROM {raw_table(spec)}" for spec in specs] + [
+        "SELECT count(*) FROM profiles"
+    ]:
+        row = store.fetch_one(sql)
+        total += int(row[0]) if row else 0
+    return total
 
 
 def _file_size(store: Store) -> int:
