@@ -74,8 +74,10 @@ class TestWithholdThenReveal:
         model, _ = rand_model
         est = model.estimate(["accuracy", "f1"], start=BASE, end=BASE + pd.Timedelta("2h"))
         real = model.metrics(["accuracy", "f1"], start=BASE, end=BASE + pd.Timedelta("2h"))
-        assert list(est.columns) == list(real.columns)
-        assert list(est.dtypes) == list(real.dtypes)
+        # the metrics frame's columns, then the honesty verdict (docs/estimation.md)
+        assert list(est.columns) == [*real.columns, "estimate_warning", "estimate_reason"]
+        assert list(est.dtypes)[: len(real.columns)] == list(real.dtypes)
+        assert est["estimate_warning"].dtype == bool
         assert "band" in est.attrs
 
     def test_unknown_metric(self, rand_model) -> None:

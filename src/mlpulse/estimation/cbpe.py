@@ -36,9 +36,13 @@ the metrics' score histograms)."""
 
 @dataclass
 class Estimate:
+    """A point estimate, its band, and the spread of the simulated metric (``sd``: what a
+    realised value is compared against)."""
+
     value: float
     lower: float
     upper: float
+    sd: float = math.nan
 
 
 def _metrics(tp, fp, fn, tn):
@@ -73,6 +77,7 @@ class CBPE:
         self.level = float(level)
         self.seed = seed
         self._iso: Any = None
+        self.n_reference = 0
 
     def fit(self, scores: Any, labels: Any) -> CBPE:
         from sklearn.isotonic import IsotonicRegression
@@ -82,6 +87,7 @@ class CBPE:
         keep = np.isfinite(s) & np.isfinite(y)
         if keep.sum() < 2 or len(np.unique(y[keep])) < 2:
             raise ValueError("CBPE needs reference scores with both labels present")
+        self.n_reference = int(keep.sum())
         self._iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
             s[keep], y[keep]
         )
@@ -98,10 +104,7 @@ class CBPE:
         s, w = s[keep], w[keep]
         if len(s) == 0:
             return {m: Estimate(math.nan, math.nan, math.nan) for m in METRICS}
-        values, inverse = np.unique(s, return_inverse=True)
-        if len(values) > MAX_POINTS:
-            values, inverse = np.unique(np.round(s, 4), return_inverse=True)
-        w = np.bincount(inverse, weights=w, minlength=len(values)).astype(np.float64)
+        values, w = _distinct(s, w)
         p = self.calibrated(values)
         positive = values >= self.threshold
         tp = float(np.sum(w * p * positive))
@@ -129,5 +132,14 @@ class CBPE:
         for m in METRICS:
             sim = sims[m][np.isfinite(sims[m])]
             lo, hi = np.quantile(sim, [tail, 1 - tail]) if len(sim) else (math.nan, math.nan)
-            out[m] = Estimate(float(point[m]), float(lo), float(hi))
+            sd = float(np.std(sim, ddof=1)) if len(sim) > 1 else math.nan
+            out[m] = Estimate(float(point[m]), float(lo), float(hi), sd)
         return out
+
+
+def _distinct(s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct scores and their summed weights (scores rounded to 1e-4 past MAX_POINTS)."""
+    values, inverse = np.unique(s, return_inverse=True)
+    if len(values) > MAX_POINTS:
+        values, inverse = np.unique(np.round(s, 4), return_inverse=True)
+    return values, np.bincount(inverse, weights=w, minlength=len(values)).astype(np.float64)

@@ -318,6 +318,8 @@ def _version_series(
             )
             row = frame.iloc[0]
             for name in frame.columns[4:]:
+                if name in ("estimate_warning", "estimate_reason"):  # a verdict, not a value
+                    continue
                 out.estimate.add([t.model, t.version, str(name), w.label], row[name])
 
     def drift() -> None:
