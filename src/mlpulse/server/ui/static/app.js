@@ -74,6 +74,21 @@
   function badge(text, kind) { return el('span', { className: 'badge ' + (kind || text), text: text }); }
   function link(href, text) { var a = el('a', { text: text }); a.href = href; return a; }
   function modelUrl(name) { return ROOT + '/models/' + enc(name); }
+  /* the page's range and filters, to carry over to the pages it links to */
+  function carried() {
+    var q = new URLSearchParams(location.search);
+    q.delete('column'); q.delete('state');
+    var text = q.toString();
+    return text ? '&' + text : '';
+  }
+  function featureUrl(name, col) { return modelUrl(name) + '/features?column=' + enc(col) + carried(); }
+  function carryLinks() {
+    var extra = carried();
+    Array.prototype.forEach.call(document.querySelectorAll('a[data-carry]'), function (a) {
+      var base = a.getAttribute('href').split('?')[0];
+      a.setAttribute('href', base + (extra ? '?' + extra.slice(1) : ''));
+    });
+  }
 
   /* run `work` over items, `limit` at a time */
   function pool(items, limit, work) {
@@ -361,6 +376,7 @@
   function run(load) {
     var s = readState();
     syncControls(s);
+    carryLinks();
     var mine = ++generation;
     body.dataset.state = 'loading';
     status('Loading…');
@@ -434,7 +450,7 @@
             var sli = r.key ? el('span', null, [r.key + ' ', el('strong', { text: fmt(r.value) })]) : '—';
             var est = r.estimate !== undefined && r.estimate !== null ? el('span', null, [r.key + ' ≈ ', el('strong', { text: fmt(r.estimate) })]) : '—';
             var names = el('span', null, alerts.length ? [badge(String(alerts.length), 'firing'), ' ', alerts.map(function (a) { return a.rule; }).join(', ')] : ['none']);
-            [link(modelUrl(m.name), m.name), health, fmt(r.n), spark, sli, pct(r.coverage), est, names].forEach(function (v, k) {
+            [link(modelUrl(m.name) + (carried() ? '?' + carried().slice(1) : ''), m.name), health, fmt(r.n), spark, sli, pct(r.coverage), est, names].forEach(function (v, k) {
               var td = el('td', { className: k === 2 || k === 5 ? 'num' : 'cell-text' });
               if (v instanceof Node) td.appendChild(v); else td.textContent = v;
               tr.appendChild(td);
@@ -501,9 +517,10 @@
     return api(path, { body: bodyOf(w.heatStart, w.heatEnd, w.heatStep) }).then(function (r) {
       var rows = r.columns || [];
       if (rows.length && rows[0].window_start !== undefined) return rows;
-      if (Array.isArray(r.windows)) {
+      var per = Array.isArray(r.timeline) && r.timeline.length ? r.timeline : Array.isArray(r.windows) ? r.windows : null;
+      if (per) { // one report per window (DriftReport.timeline)
         var flat = [];
-        r.windows.forEach(function (win) {
+        per.forEach(function (win) {
           (win.columns || []).forEach(function (c) {
             var o = Object.assign({}, c);
             o.window_start = win.window_start || (win.window && win.window[0]);
@@ -605,7 +622,7 @@
   function drawColumns(name, drift) {
     if (drift && !drift.error) {
       fillTable('features', [
-        { key: 'column', label: 'Column', render: function (r) { return info.features[r.column] !== undefined ? link(modelUrl(name) + '/features?column=' + enc(r.column), r.column) : r.column; } },
+        { key: 'column', label: 'Column', render: function (r) { return info.features[r.column] !== undefined ? link(featureUrl(name, r.column), r.column) : r.column; } },
         { key: 'kind', label: 'Kind' }, { key: 'method', label: 'Method' },
         { key: 'statistic', label: 'Statistic', num: true }, { key: 'threshold', label: 'Threshold', num: true },
         { key: 'p_value', label: 'p-value', num: true, digits: 4 },
@@ -660,7 +677,7 @@
     if (node && node.on) {
       node.on('plotly_click', function (ev) {
         var p = ev && ev.points && ev.points[0];
-        if (p && info.features[cols[p.pointIndex[0]]] !== undefined) location.href = modelUrl(name) + '/features?column=' + enc(cols[p.pointIndex[0]]) + location.search.replace(/^\?/, '&');
+        if (p && info.features[cols[p.pointIndex[0]]] !== undefined) location.href = featureUrl(name, cols[p.pointIndex[0]]);
       });
     }
   }
@@ -795,6 +812,7 @@
         { key: 'model', label: 'Model', render: function (r) { return r.model ? link(modelUrl(r.model), r.model) : '—'; } },
         { key: 'value', label: 'Value', num: true }, { key: 'threshold', label: 'Threshold', num: true },
         { key: 'started_at', label: 'Started', render: function (r) { return when(r.started_at); } },
+        { key: 'fired_at', label: 'Fired', render: function (r) { return when(r.fired_at); } },
         { key: 'resolved_at', label: 'Resolved', render: function (r) { return when(r.resolved_at); } },
         { key: 'summary', label: 'Summary', render: function (r) { return r.annotations && r.annotations.summary ? r.annotations.summary : ''; } },
         { key: 'incident', label: 'Incident', render: function (r) { return r.incident !== null && r.incident !== undefined ? link(ROOT + '/incidents/' + enc(r.incident), '#' + r.incident) : '—'; } }
@@ -829,17 +847,21 @@
       ].forEach(function (f) { facts.appendChild(el('dt', { text: f[0] })); facts.appendChild(el('dd', null, [f[1]])); });
       fillTable('incident-alerts', genericColumns(['state', 'rule', 'model', 'value', 'threshold', 'started_at', 'fired_at', 'resolved_at']), inc.alerts);
       fillTable('timeline', genericColumns(['at', 'kind', 'detail']), inc.timeline);
-      var cause = inc.root_cause;
-      var note = $('cause-note');
-      if (cause === undefined) {
-        note.hidden = false;
-        note.textContent = 'This server does not rank root causes yet.';
-        fillTable('root-cause', [{ key: 'x', label: '' }], [], '—');
-      } else {
-        var rows = Array.isArray(cause) ? cause : (cause && cause.rows) || [];
+      return optional(api('/incidents/' + enc(id) + '/root_cause')).then(function (cause) {
+        var note = $('cause-note');
+        if (!cause || cause.error) {
+          note.hidden = false;
+          note.textContent = 'The root cause is not available: ' + (cause ? cause.error : '');
+          fillTable('root-cause', [{ key: 'x', label: '' }], [], '—');
+          return;
+        }
         note.hidden = true;
-        fillTable('root-cause', genericColumns(rows.length ? Object.keys(rows[0]) : ['rank', 'kind', 'subject', 'score', 'detail']), rows, 'No likely cause found.');
-      }
+        fillTable('root-cause', [
+          { key: 'rank', label: 'Rank', num: true }, { key: 'kind', label: 'Kind' },
+          { key: 'subject', label: 'Subject' }, { key: 'score', label: 'Score', num: true },
+          { key: 'detail', label: 'Detail' }
+        ], cause.rows, 'No likely cause found.');
+      });
     });
   }
 
@@ -850,29 +872,33 @@
     return modelInfo(name).then(function () {
       return resolveWindow(s, function () { return latestData(name, s.version); });
     }).then(function (w) {
-      var p = new URLSearchParams();
-      p.set('start', w.start); p.set('end', w.end);
-      if (s.version && s.version !== '*') p.set('version', s.version);
-      var raw = new URLSearchParams(p.toString());
-      raw.set('limit', $('rows-limit').value);
-      var where = $('rows-where').value.trim();
-      if (!where && s.segment) where = s.segment;
-      if (where) raw.set('where', where);
+      var limit = parseInt($('rows-limit').value, 10);
+      var request = { start: w.start, end: w.end, limit: limit };
+      var where = $('rows-where').value.trim() || s.segment;
+      if (where) {
+        var at = where.indexOf('=');
+        if (at < 1) return Promise.reject(new ApiError(400, 'Where: write column=value, such as plan=pro'));
+        var col = where.slice(0, at), value = where.slice(at + 1);
+        request.where = {};
+        request.where[col] = info.features[col] === 'numeric' && value.trim() !== '' && isFinite(Number(value)) ? Number(value) : value;
+      }
       var ids = $('rows-ids').value.trim();
-      if (ids) ids.split(',').map(function (x) { return x.trim(); }).filter(Boolean).forEach(function (i) { raw.append('ids', i); });
+      if (ids) request.ids = ids.split(',').map(function (x) { return x.trim(); }).filter(Boolean);
       return Promise.all([
-        optional(api('/models/' + enc(name) + '/rows?' + raw.toString())),
-        api('/models/' + enc(name) + '/quarantine?' + p.toString())
+        optional(api(versionPath(name, s) + 'rows', { body: request })),
+        api('/models/' + enc(name) + '/quarantine' + (s.version && s.version !== '*' ? '?version=' + enc(s.version) : ''))
       ]).then(function (res) {
         var rows = res[0];
         if (rows && !rows.error) {
-          $('rows-note').textContent = rows.rows.length + ' rows' + (rows.rows.length >= parseInt($('rows-limit').value, 10) ? ' (the limit; narrow the range or filter)' : '');
+          $('rows-note').textContent = rows.rows.length + ' rows' + (rows.rows.length >= limit ? ' (the limit; narrow the range or filter)' : '');
           fillTable('rows', genericColumns(rows.columns || (rows.rows[0] ? Object.keys(rows.rows[0]) : [])), rows.rows, 'No rows in this range.');
         } else {
           $('rows-note').textContent = 'Raw rows are not available: ' + (rows ? rows.error : '');
           fillTable('rows', [{ key: 'x', label: '' }], [], '—');
         }
-        var q = res[1].rows;
+        var q = res[1].rows.slice();
+        var stamp = q.length && q[0].received_at !== undefined ? 'received_at' : null;
+        if (stamp) q.sort(function (a, b) { return a[stamp] < b[stamp] ? 1 : a[stamp] > b[stamp] ? -1 : 0; });
         var shown = q.slice(0, 500);
         $('quarantine-note').textContent = q.length + ' quarantined rows' + (q.length > shown.length ? ', the first 500 shown' : '');
         fillTable('quarantine', genericColumns(shown.length ? Object.keys(shown[0]) : ['received_at', 'reason', 'row']), shown, 'No quarantined rows in this range.');
