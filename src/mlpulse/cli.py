@@ -249,6 +249,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="time between two retention and compaction runs (default: 1h)",
     )
+    parser.add_argument(
+        "--profile-workers",
+        type=int,
+        metavar="N",
+        help="worker processes that profile ingest batches of 2,000 rows or more, so queries "
+        "do not wait for ingest; 0: profile in the server process (default: 1)",
+    )
     return parser
 
 
@@ -283,6 +290,7 @@ _SERVE_SETTINGS = (
     "minute_retention",
     "hour_retention",
     "maintenance_interval",
+    "profile_workers",
 )
 
 

@@ -35,6 +35,7 @@ from .engine.ingest import Engine, IngestReport
 from .engine.profiling import reference_features
 from .engine.query import compute_metrics, compute_summary
 from .engine.scope import Scope
+from .engine.workers import ProfilePool
 from .errors import ConfigError, RuleError, SchemaError, UnknownModelError
 from .metrics.catalog import metric_names
 from .metrics.custom import registered
@@ -69,13 +70,17 @@ class Service:
         *,
         max_features: int | None = None,
         retention: RetentionPolicy | None = None,
+        profile_workers: int = 0,
     ) -> None:
         if max_features is not None and (
             not isinstance(max_features, int) or isinstance(max_features, bool) or max_features < 1
         ):
             raise ConfigError(f"max_features must be a positive integer, got {max_features!r}")
         self.store = store
-        self.engine = Engine(store)
+        # profile_workers > 0: large ingest batches are profiled in worker processes (the
+        # server's setting; mlpulse.engine.workers), closed with the service
+        self.profiler = ProfilePool(profile_workers) if profile_workers else None
+        self.engine = Engine(store, profiler=self.profiler)
         self.registry = self.engine.registry
         # feature columns per model (default $MLPULSE_MAX_FEATURES or 1,000)
         self.registry.max_features = max_features
@@ -92,11 +97,17 @@ class Service:
         *,
         max_features: int | None = None,
         retention: RetentionPolicy | None = None,
+        profile_workers: int = 0,
     ) -> Service:
         """A service over the store at ``path`` (shared within the process)."""
         store = Store.open(path)
         try:
-            return cls(store, max_features=max_features, retention=retention)
+            return cls(
+                store,
+                max_features=max_features,
+                retention=retention,
+                profile_workers=profile_workers,
+            )
         except BaseException:
             store.release()
             raise
@@ -107,6 +118,8 @@ class Service:
 
     def close(self) -> None:
         """Release the store (closed when its last user releases it)."""
+        if self.profiler is not None:
+            self.profiler.close()
         self.store.release()
 
     def reopen(self) -> None:
@@ -120,7 +133,7 @@ class Service:
             log.debug("closing the invalidated store: %s", exc)
         store = Store.open(old.path)
         try:
-            engine = Engine(store)
+            engine = Engine(store, profiler=self.profiler)
             engine.registry.max_features = self.registry.max_features
         except BaseException:
             store.release()

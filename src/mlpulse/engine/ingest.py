@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,8 +29,9 @@ from ..store import profiles as profile_store
 from ..store.database import Store, quote, unregister
 from ..store.database import arrow as query_arrow
 from ..store.registry import Registry, feedback_table, pending_table, raw_table
-from .profiling import batch_parts, labeled_minute_parts, rollup
+from .profiling import batch_keys, batch_parts, labeled_minute_parts, rollup
 from .validate import CleanBatch, Quarantine, payloads, validate_feedback, validate_predictions
+from .workers import ProfilePool
 
 #: the newest span of stored minutes a batch of labels is first joined against
 LABEL_SPAN = DAY
@@ -103,9 +104,11 @@ def _duration_text(micros: int) -> str:
 class Engine:
     """Writes batches into a :class:`Store` and keeps its profiles current."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, profiler: ProfilePool | None = None) -> None:
         self.store = store
         self.registry = Registry(store)
+        # worker processes that profile large batches (the server's); None: in-process
+        self.profiler = profiler
         # held labels per model (feedback before its prediction): cap and expiry
         self.max_held, self.held_expiry = held_label_limits()
 
@@ -250,13 +253,24 @@ class Engine:
                 errors = clean.type_errors
 
             admitted = self._admit_segments(conn, spec, batch)
-            # Profiling (numpy, datasketches) runs in a worker thread while DuckDB, which
-            # releases the GIL, writes the raw rows: the two costs overlap on two cores.
-            profiling = (
-                _PROFILER.submit(batch_parts, batch, spec, version, admitted, errors)
-                if batch.num_rows
-                else None
-            )
+            pool = self.profiler
+            pooled = pool is not None and batch.num_rows >= max(pool.min_rows, 1)
+            profiling: Future | None
+            if pooled:
+                # a worker process profiles the batch and merges it into the stored bytes of
+                # the parts it touches, so no profiling holds this process's GIL
+                assert pool is not None
+                keys = batch_keys(batch, spec, version, admitted)
+                blobs = profile_store.load_encoded(conn, spec.model_id, keys, self.store.blobs)
+                profiling = pool.submit(batch, spec, version, admitted, errors, blobs)
+            else:
+                # Profiling (numpy, datasketches) runs in a worker thread while DuckDB, which
+                # releases the GIL, writes the raw rows: the two costs overlap on two cores.
+                profiling = (
+                    _PROFILER.submit(batch_parts, batch, spec, version, admitted, errors)
+                    if batch.num_rows
+                    else None
+                )
             try:
                 dirty = self._insert_raw(conn, spec, version, batch)
                 minutes = batch.column("__minute").to_numpy()
@@ -264,10 +278,18 @@ class Engine:
                     starts = np.flatnonzero(np.diff(minutes, prepend=minutes[0] - 1))
                     self.store.raw_rows_changed(spec.model_id, minutes[starts].tolist())
             finally:
-                fresh = profiling.result() if profiling is not None else {}
+                fresh: dict[Any, Any] = {}
+                encoded: dict[Any, tuple[int, bytes]] = {}
+                if pooled:
+                    assert pool is not None and profiling is not None
+                    encoded = pool.result(profiling, spec, batch.num_rows)
+                elif profiling is not None:
+                    fresh = profiling.result()
         finally:
             unregister(conn, "__batch")
 
+        if encoded:  # merged and encoded by the worker
+            profile_store.save_encoded(conn, spec.model_id, encoded, self.store.blobs)
         if fresh:
             stored = profile_store.load(conn, spec.model_id, fresh.keys(), self.store.blobs)
             for key, value in stored.items():

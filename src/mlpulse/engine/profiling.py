@@ -219,6 +219,24 @@ def batch_parts(
     return out
 
 
+def batch_keys(
+    table: pa.Table, spec: ModelSpec, version: str, admitted: dict[str, set[str]]
+) -> list[Key]:
+    """The keys :func:`batch_parts` returns for this batch, without profiling it (so the
+    stored parts can be fetched before the profiling starts elsewhere)."""
+    minutes = table.column("__minute").to_numpy()
+    keys: list[Key] = []
+    for segment, rows in segment_slices(table, spec, admitted):
+        distinct = np.unique(minutes if rows is None else minutes[rows])
+        if len(distinct) == 0:
+            continue
+        for resolution, width in RESOLUTIONS.items():
+            parts = (CORE,) if width < HOUR else (CORE, FEATURES)
+            for bucket in np.unique(distinct - distinct % width).tolist():
+                keys.extend((version, segment, resolution, bucket, part) for part in parts)
+    return keys
+
+
 def labeled_minute_parts(
     rows: pa.Table, spec: ModelSpec, admitted: dict[str, set[str]]
 ) -> dict[Key, Any]:

@@ -118,7 +118,9 @@ def create_app(
         opened = getattr(app.state, "service", None) is None
         close = opened if close_service is None else close_service
         if opened:
-            app.state.service = Service.open(config.db, retention=config.retention)
+            app.state.service = Service.open(
+                config.db, retention=config.retention, profile_workers=config.profile_workers
+            )
             try:
                 app.state.keys = KeyStore(app.state.service.store)
             except BaseException:

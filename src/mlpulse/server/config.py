@@ -80,6 +80,9 @@ class ServerConfig:
     #: time between two maintenance runs (retention and compaction; the first one interval
     #: after the start)
     maintenance_interval: str = "1h"
+    #: worker processes that profile ingest batches of 2,000 rows or more, so queries do not
+    #: wait for ingest (0: profile in the server process)
+    profile_workers: int = 1
 
     # -- loading ------------------------------------------------------------------------
 
@@ -141,6 +144,10 @@ class ServerConfig:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):  # also refuses NaN and infinity
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not 0 <= self.profile_workers <= 64:
+            raise ConfigError(
+                f"profile_workers must be a whole number from 0 to 64, got {self.profile_workers!r}"
+            )
         self.eval_seconds  # noqa: B018 - raises ConfigError for a bad interval
         if not (self.metrics_refresh >= 0 and math.isfinite(self.metrics_refresh)):
             raise ConfigError(

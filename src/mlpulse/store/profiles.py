@@ -87,14 +87,36 @@ def load(conn, model_id: int, keys: Iterable[Key], cache: TxnCache | None = None
     return {wanted[name]: decode_part(wanted[name][4], blob) for name, (_n, blob) in found.items()}
 
 
+def load_encoded(
+    conn, model_id: int, keys: Iterable[Key], cache: TxnCache | None = None
+) -> dict[Key, bytes]:
+    """The stored bytes of the keys that exist (not decoded: a profiling worker decodes)."""
+    wanted = {blob_key(model_id, k): k for k in keys}
+    if not wanted:
+        return {}
+    return {wanted[name]: blob for name, (_n, blob) in entries(conn, list(wanted), cache).items()}
+
+
 def save(conn, model_id: int, parts: dict[Key, Any], cache: TxnCache | None = None) -> None:
     """Replace the stored parts for these keys."""
+    save_encoded(
+        conn,
+        model_id,
+        {k: (part_rows(k[4], v), encode_part(k[4], v)) for k, v in parts.items()},
+        cache,
+    )
+
+
+def save_encoded(
+    conn, model_id: int, parts: dict[Key, tuple[int, bytes]], cache: TxnCache | None = None
+) -> None:
+    """Replace the stored parts for these keys with ``(rows, bytes)`` already encoded."""
     if not parts:
         return
     keys = list(parts)
     names = [blob_key(model_id, k) for k in keys]
-    encoded = [encode_part(k[4], parts[k]) for k in keys]
-    rows = [part_rows(k[4], parts[k]) for k in keys]
+    encoded = [parts[k][1] for k in keys]
+    rows = [parts[k][0] for k in keys]
     columns: list[Any] = list(zip(*keys, strict=True))
     table = pa.table(
         {
