@@ -93,7 +93,8 @@ EXPECT: dict[str, list[str]] = {
     "drift.md": ["1 column changed", "Timestamp('2026-01-07 10:00:00+0000', tz='UTC')"],
     "quality.md": ["2026-01-08 15:00:00+00:00", "15 clean hours"],
     "profiles.md": ["9975 25 9975 25", "True 0.0133", "20000 True", "True 1000 True True True"],
-    "storage.md": ["runs/from-env.duckdb", "StoreLockedError", "runs/restored.duckdb 2 0.5"],
+    "storage.md": ["runs/from-env.duckdb", "StoreLockedError", "runs/restored.duckdb 2 0.5",
+                   "14400 True True\nTrue\n9\n", "('model=churn/version=v1/date=2026-01-01/part-"],
     "prometheus.md": ['mlpulse_metric{model="churn",name="accuracy",version="v1",window="1h"} 0.333'],
     "alerts.md": [
         "churn-accuracy-low resolved 05:",

@@ -340,6 +340,8 @@ class Store:
             for leftover in (target, target + ".wal"):
                 with suppress(FileNotFoundError):
                     os.remove(leftover)
+            # DuckDB would draw a progress bar on the terminal for the copy
+            self._conn.execute("SET enable_progress_bar = false")
             [(current,)] = self._conn.execute("SELECT current_database()").fetchall()
             self._conn.execute(f"ATTACH {_literal(target)} AS __compact")
             try:
