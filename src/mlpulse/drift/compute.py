@@ -406,12 +406,14 @@ def compute_drift(
     if step is not None:
         report.step = str(step) if isinstance(step, str) else f"{parse_duration(step)}us"
         for (w_lo, w_hi), side, samples, n in zip(sub_bounds, subs, sub_s, sub_rows, strict=True):
-            if n and mode == "sketch" and lacking_label:
-                samples = {**samples, **exact_samples(side, lacking_label)}
-            results, pending = judge(ref_s, samples if n else {}, None)
+            compared: list[ColumnDrift] = []  # a window without rows compares nothing
+            if n:
+                if mode == "sketch" and lacking_label:
+                    samples = {**samples, **exact_samples(side, lacking_label)}
+                compared = settle(*judge(ref_s, samples, None), side, None)
             report.timeline.append(
                 DriftReport(
-                    settle(results, pending, side, None),
+                    compared,
                     correction=correction,
                     drift_share=drift_share,
                     window=(from_micros(w_lo), from_micros(w_hi)),
