@@ -160,8 +160,8 @@ def build(pulse: Any, cause: str, dataset: str, seed: int, rows_per_hour: int = 
     reference["channel"] = CHANNELS[rng.choice(3, len(reference), p=[0.5, 0.3, 0.2])]
     reference["prediction"] = served.predict(x.iloc[train])
     reference["target"] = y[train].astype(str) if task == "multiclass" else y[train]
-    model = pulse.model(name, version="v1", task=task, prediction="prediction", label="target",
-                        reference=reference, segments=["channel"], recommended_rules=False)  # fmt: skip
+    pulse.model(name, version="v1", task=task, prediction="prediction", label="target",
+                reference=reference, segments=["channel"], recommended_rules=False)  # fmt: skip
     rows = feats.assign(channel=channel, prediction=prediction, latency_ms=latency,
                         id=[f"r{i}" for i in range(n)], ts=ts)  # fmt: skip
     labels = pd.DataFrame({"id": rows["id"], "target": label.astype(str) if task == "multiclass" else label})

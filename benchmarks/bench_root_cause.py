@@ -9,11 +9,14 @@ incident opens. ``pulse.incident(id).root_cause`` is then read, and the planted 
 looked up in it: hit@1 when it ranks first, hit@3 when in the first three. Scenarios
 cycle through the causes and datasets with a fresh seed each.
 
+Then incidents with nothing planted (a rule that always fires opens them on healthy
+traffic, cycling through the datasets): the root cause should list nothing.
+
 Baseline, in the same run: the same candidates ranked by their p-value (-log p) instead of
 their effect size, i.e. without the calibration that makes scores comparable across kinds.
 
-    python benchmarks/bench_root_cause.py            # 40 scenarios, ~10 min on 2 cores
-    python benchmarks/bench_root_cause.py --quick    # 10 scenarios
+    python benchmarks/bench_root_cause.py            # 40 scenarios + 12 null, ~15 min on 2 cores
+    python benchmarks/bench_root_cause.py --quick    # 10 scenarios + 2 null
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--scenarios", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--null", type=int, default=None, help="incidents with nothing planted")
     args = parser.parse_args()
     count = args.scenarios or (10 if args.quick else 40)
+    nulls = args.null if args.null is not None else (2 if args.quick else 12)
 
     rows = []
     for i in range(count):
@@ -62,7 +67,7 @@ def main() -> None:
             run(pulse, scenario)
             if scenario.incident is not None:
                 start = time.perf_counter()
-                pulse.incident(scenario.incident).root_cause
+                assert len(pulse.incident(scenario.incident).root_cause) == len(scenario.root_cause)
                 took = time.perf_counter() - start
                 base = baseline_rank(pulse, scenario)
             else:
@@ -79,6 +84,21 @@ def main() -> None:
         r = rows[-1]
         print(f"{i + 1:3d} {cause:8s} {dataset:14s} seed {seed:3d}: rank {r['rank']} (baseline "
               f"{base}) top {r['top']}  truth {r['truth']} {r['detail']}", flush=True)  # fmt: skip
+
+    # nothing planted: a rule that always fires opens an incident on healthy traffic
+    listed = []
+    for i in range(nulls):
+        dataset, seed = DATASETS[i % len(DATASETS)], 1000 + args.seed + i
+        pulse = mlpulse.connect(":memory:")
+        try:
+            scenario = run(pulse, build(pulse, "none", dataset, seed))
+            found = scenario.root_cause
+        finally:
+            pulse.close()
+        listed.append(0 if found is None else len(found))
+        print(f"null {dataset:14s} seed {seed}: {listed[-1]} listed"
+              + (f" (top {found['kind'].iloc[0]}:{found['subject'].iloc[0]} {found['score'].iloc[0]:.2f})"
+                 if listed[-1] else ""), flush=True)  # fmt: skip
 
     frame = pd.DataFrame(rows)
     n = len(frame)
@@ -99,6 +119,8 @@ def main() -> None:
         "baseline_hit_at_1": hit("baseline_rank", 1),
         "baseline_hit_at_3": hit("baseline_rank", 3),
         "root_cause_seconds_median": statistics.median(frame["seconds"].dropna()) if frame["incident"].any() else None,
+        "null_incidents": nulls,
+        "null_incidents_listing_anything": int(sum(1 for x in listed if x)),
         "per_cause": per_cause,
         "misses": frame[frame["rank"] != 1][["cause", "dataset", "seed", "rank", "top", "truth"]].to_dict("records"),
     }
@@ -110,7 +132,7 @@ def main() -> None:
         args.quick,
         metrics,
         [target("hit@1", metrics["hit_at_1"], ">=", 0.9), target("scenarios", n, ">=", 10 if args.quick else 20)],
-        params={"scenarios": n, "first_seed": args.seed},
+        params={"scenarios": n, "null": nulls, "first_seed": args.seed},
     )
 
 
