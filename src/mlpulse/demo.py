@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -600,4 +601,14 @@ def footer(result: DemoResult, config: DemoConfig) -> list[str]:
         f"{result.corrections:,} corrected later, {result.labels_pending:,} still in flight "
         "at the end",
         f"data stored {where}",
-    ]
+    ] + dashboard_lines(config)
+
+
+def dashboard_lines(config: DemoConfig) -> list[str]:
+    """The command that serves the demo's database, and the dashboard URL showing its span."""
+    if config.db == ":memory:":
+        return []
+    span = align_up(parse_duration(config.duration), HOUR)
+    end = (ORIGIN + timedelta(microseconds=span)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    url = f"http://127.0.0.1:8765/models/{MODEL_NAME}?end={end}&range={span // HOUR}h"
+    return [f"dashboard: mlpulse serve --db {shlex.quote(os.path.abspath(config.db))}  # then open {url}"]
