@@ -77,7 +77,7 @@ def as_table(name: str, profiles: Any) -> pa.Table:
         )
     try:
         return pa.table({c: profiles.column(c).cast(t) for c, t in COLUMNS.items()})
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+    except (pa.ArrowException, TypeError, ValueError) as exc:
         raise ConfigError(f"model {name!r}: profiles columns have the wrong types: {exc}") from None
 
 
