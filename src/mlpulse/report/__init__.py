@@ -108,9 +108,12 @@ class Report:
         """A report of ``current`` against ``reference``: tables (pandas, polars, pyarrow)
         or Parquet/CSV paths. Column roles are inferred unless given (see
         :func:`mlpulse.report.files.infer_roles`)."""
-        with compared(reference, current, task=task, prediction=prediction, label=label,
-                      timestamp=timestamp, id=id, name=name) as (service, window):  # fmt: skip
+        files = compared(reference, current, task=task, prediction=prediction, label=label,
+                         timestamp=timestamp, id=id, name=name, step=step)  # fmt: skip
+        with files as (service, window):
             source = _source(reference, current)
+            if step == "auto" and not files.timed:
+                step = None  # rows without timestamps: one window, no timeline
             return cls.for_service(service, window[0], window[1], start=window[2],
                                    end=window[3], step=step, metrics=metrics,
                                    source=source)  # fmt: skip
@@ -118,22 +121,28 @@ class Report:
 
 class compared:  # noqa: N801 (a context manager used like a function)
     """``with compared(reference, current, ...) as (service, (name, version, start, end))``:
-    the two tables loaded into a throwaway in-memory store, closed on exit."""
+    the two tables loaded into a throwaway in-memory store, closed on exit. ``step``: the
+    timeline the caller will ask for (``"auto"`` or None lets a file without timestamps be
+    stored as profiles alone, see :mod:`mlpulse.report.files`)."""
 
     def __init__(self, reference: Any, current: Any, **roles: Any) -> None:
         self._reference, self._current = reference, current
         self._name = roles.pop("name", "model")
+        self._step = roles.pop("step", "auto")
         self._roles = roles
         self._service: Any = None
+        #: Whether the current table has event times (known once entered).
+        self.timed = False
 
     def __enter__(self) -> tuple[Any, tuple[str, str, Any, Any]]:
         from ..service import Service
 
         ref, cur = read_table(self._reference), read_table(self._current)
         roles = infer_roles(ref, cur, **self._roles)
+        self.timed = roles.timestamp is not None
         self._service = Service.open(":memory:")
         try:
-            window = load(self._service, ref, cur, roles, name=self._name)
+            window = load(self._service, ref, cur, roles, name=self._name, step=self._step)
         except BaseException:
             self._service.close()
             raise

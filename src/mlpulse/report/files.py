@@ -2,9 +2,19 @@
 without a server, through the same analyses as a stored model.
 
 The files are loaded into a throwaway in-memory store: the reference as the model's
-reference, the current file as its predictions (with its labels as feedback when it has
-them), so drift, quality, metrics and estimates are exactly what ``model.drift()`` and the
-others say for the same data.
+reference, the current file as its predictions with their labels, so drift, quality,
+metrics and estimates are what ``model.drift()`` and the others say for the same data.
+
+A current file without a timestamp column (the usual case) is profiled in this process by
+the code that profiles each logged batch (:func:`mlpulse.spark.profile_arrow`: the engine's
+validation, then its profiles with each row's label, as a Spark partition makes them) and
+only the bucket profiles are stored (``Service.put_profiles``): every row sits at the start
+of one hour, the report's window is that hour, so every analysis reads whole stored
+buckets and no raw row or label join is needed. Counts and sums equal the logged path's;
+sketches are merged from chunks of rows, within their rank bound. A current file with
+timestamps (whose windows may cut hours), with repeated ids, or a timeline asked of a
+file without timestamps is logged as rows and labels (``log_batch`` and
+``log_feedback_batch``), as before.
 """
 
 from __future__ import annotations
@@ -133,6 +143,30 @@ def _infer_task(pred: pa.ChunkedArray, label: pa.ChunkedArray | None) -> str:
     return "multiclass" if distinct <= 50 else "regression"
 
 
+@dataclass(frozen=True)
+class _Handle:
+    """What :func:`mlpulse.spark.profile_arrow` reads of a model handle."""
+
+    name: str
+    version: str
+    spec: Any
+
+
+def profiles_only(current: pa.Table, roles: Roles, step: Any = "auto") -> bool:
+    """Whether the current table can be stored as bucket profiles alone (see the module
+    docstring): no timestamp column, no timeline asked, ids unique, and no column called
+    like the model's label that is not the label."""
+    if roles.timestamp is not None or step not in ("auto", None):
+        return False
+    if roles.label is None and "label" in current.column_names:
+        return False
+    if roles.id is not None:
+        ids = current.column(roles.id)
+        if pc.count_distinct(ids, mode="all").as_py() != len(ids):
+            return False
+    return True
+
+
 def load(
     service: Any,
     reference: pa.Table,
@@ -140,14 +174,18 @@ def load(
     roles: Roles,
     *,
     name: str = MODEL,
+    step: Any = "auto",
 ) -> tuple[str, str, datetime, datetime]:
-    """Register ``name`` with the reference and store the current rows (and their labels);
+    """Register ``name`` with the reference and store the current rows with their labels
+    (as bucket profiles where :func:`profiles_only` allows, else as rows and feedback);
     returns ``(name, version, start, end)`` of the window holding every current row."""
     drop = [c for c in (roles.id, roles.timestamp) if c and c in reference.column_names]
     ref = reference.drop_columns(drop)
     label = roles.label or "label"
     service.register(name, VERSION, task=roles.task, reference=ref, prediction=roles.prediction,
                      label=label, recommended_rules=False)  # fmt: skip
+    if profiles_only(current, roles, step):
+        return _load_profiles(service, current, roles, name)
     table = current
     id_col = roles.id
     if id_col is None:
@@ -188,6 +226,38 @@ def load(
     return name, VERSION, _floor_second(start), _ceil_second(end)
 
 
+def _load_profiles(
+    service: Any, current: pa.Table, roles: Roles, name: str
+) -> tuple[str, str, datetime, datetime]:
+    """Profile ``current`` (rows and labels) here and store only its bucket profiles, every
+    row at the start of the last whole hour; the window is that hour."""
+    from ..spark import profile_arrow
+
+    table = current
+    id_col = roles.id
+    if id_col is None:
+        id_col = "id"
+        if id_col in table.column_names:
+            raise SchemaError(
+                "the current file has an 'id' column that was not chosen as the id: pass --id id"
+            )
+        table = table.append_column(id_col, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    if "timestamp" in table.column_names:
+        raise SchemaError(
+            "the current file has a 'timestamp' column that was not chosen: pass --timestamp"
+        )
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    stamps = pa.array(np.full(table.num_rows, int(start.timestamp() * 1e6), dtype=np.int64))
+    table = table.append_column("timestamp", stamps.cast(pa.timestamp("us", tz="UTC")))
+    label = roles.label if roles.label in table.column_names else None
+    handle = _Handle(name, VERSION, service.spec(name))
+    profiles = profile_arrow(handle, table, id=id_col, timestamp="timestamp",
+                             label=label)  # fmt: skip
+    if profiles.num_rows:
+        service.put_profiles(name, VERSION, profiles, replace=True)
+    return name, VERSION, start, start + timedelta(hours=1)
+
+
 def _floor_second(t: datetime) -> datetime:
     return t.replace(microsecond=0)
 
@@ -196,4 +266,4 @@ def _ceil_second(t: datetime) -> datetime:
     return t if t.microsecond == 0 else t.replace(microsecond=0) + timedelta(seconds=1)
 
 
-__all__ = ["Roles", "infer_roles", "load", "read_table"]
+__all__ = ["Roles", "infer_roles", "load", "profiles_only", "read_table"]
