@@ -45,7 +45,9 @@ def serve(config: ServerConfig) -> None:
     import uvicorn
 
     logs.configure(config.log_level, config.log_format)
-    service = Service.open(config.db, retention=config.retention)
+    service = Service.open(
+        config.db, retention=config.retention, profile_workers=config.profile_workers
+    )
     try:
         keys = KeyStore(service.store)
         check_bind(config, keys)
