@@ -436,9 +436,12 @@ class _InlineLabels(Profiler):
             )
             counts.update((LABELS_QUARANTINED, reason) for reason in clean.quarantine.reasons)
             good = rows[clean.table.column("__row").to_numpy()]
-            values = np.full(table.num_rows, None, dtype=object)
-            values[good] = clean.table.column("__label").to_pylist()
-            labels = pa.array(values, label_type)
+            # each row's valid label by one take (null where none): no Python objects per row
+            where = np.full(table.num_rows, -1, dtype=np.int64)
+            where[good] = np.arange(len(good), dtype=np.int64)
+            labels = clean.table.column("__label").cast(label_type).take(
+                pa.array(where, mask=where < 0)
+            )
         super().profile(table.set_column(table.schema.get_field_index(LABEL), LABEL, labels),
                         parts, counts)  # fmt: skip
 
