@@ -140,7 +140,9 @@ class TestStoreOwnedCalibrators:
                 "id": [f"r{hour}-{i}" for i in range(500)],
                 "x": rng.normal(size=500),
                 "score": rng.uniform(0, 1, 500),
-                "timestamp": BASE + pd.Timedelta(hours=hour) + pd.to_timedelta(np.arange(500), unit="s"),
+                "timestamp": BASE
+                + pd.Timedelta(hours=hour)
+                + pd.to_timedelta(np.arange(500), unit="s"),
             }
         )
         model.log_batch(cur, id="id", timestamp="timestamp")

@@ -66,8 +66,7 @@ class DLE:
     def fit(
         self, features: pd.DataFrame, prediction: Any, labels: Any, categorical: Any = ()
     ) -> DLE:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-        from sklearn.model_selection import KFold, cross_val_predict
+        from sklearn.model_selection import KFold
 
         pred = np.asarray(prediction, dtype=np.float64)
         y = np.asarray(labels, dtype=np.float64)
@@ -88,9 +87,19 @@ class DLE:
         ]
         self.n_reference = len(y)
         folds = KFold(_FOLDS, shuffle=True, random_state=self.seed)
+        with _one_thread():
+            self._fit_losses(x, y, pred, mask, folds)
+        return self
+
+    def _fit_losses(
+        self, x: np.ndarray, y: np.ndarray, pred: np.ndarray, mask: list, folds: Any
+    ) -> None:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.model_selection import cross_val_predict
+
         for name, loss in (("mae", np.abs(y - pred)), ("mse", (y - pred) ** 2)):
             model = HistGradientBoostingRegressor(
-                max_iter=150,
+                max_iter=100,
                 learning_rate=0.05,
                 min_samples_leaf=max(5, min(20, len(y) // 20)),
                 categorical_features=np.asarray(mask, dtype=bool) if any(mask) else None,
@@ -99,11 +108,11 @@ class DLE:
             out_of_fold = cross_val_predict(model, x, loss, cv=folds)
             self._resid_var[name] = float(np.var(loss - out_of_fold))
             self._models[name] = model.fit(x, loss)
-        return self
 
     def predicted_losses(self, features: pd.DataFrame, prediction: Any) -> dict[str, np.ndarray]:
         x = self.design(features, prediction)
-        return {name: np.maximum(model.predict(x), 0.0) for name, model in self._models.items()}
+        with _one_thread():
+            return {name: np.maximum(model.predict(x), 0.0) for name, model in self._models.items()}
 
     def estimate(self, features: pd.DataFrame, prediction: Any) -> dict[str, Estimate]:
         """Estimates for one window's rows (features and predictions)."""
@@ -130,6 +139,14 @@ class DLE:
             mse.sd / (2 * root) if root > 0 else math.nan,  # delta method
         )
         return out
+
+
+def _one_thread() -> Any:
+    """Gradient boosting on one OpenMP thread: the server's query threads already share the
+    cores, and OpenMP's spinning workers on a busy machine made one fit 50x slower."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
 
 
 __all__ = ["DLE", "METRICS"]
