@@ -104,6 +104,7 @@ EXPECT: dict[str, list[str]] = {
         "'channel'='app' (",
     ],
     "errors.md": ["unknown metric: UnknownMetricError", "conflict: ModelConflictError"],
+    "estimation.md": ["True drift: score (wasser", "True False", "True True"],
     "investigation.md": [
         "top: pro p < 1e-6: True",
         "sum equals the change: True",
