@@ -14,7 +14,7 @@
   var API = ROOT + '/api/v1';
   var KEY = 'mlpulse.readKey';
   var MAX_POINTS = 120; // points per time-series chart: the server merges buckets per step
-  var MAX_HEAT = 24; // windows in the drift heatmap and the per-window drift and quality charts
+  var MAX_HEAT = 31; // windows in the drift heatmap and the per-window drift and quality charts
   var STEPS = ['1m', '5m', '10m', '15m', '30m', '1h', '3h', '6h', '12h', '1d', '7d'];
   var DEFAULTS = { range: '6h', end: 'now', step: 'auto', version: '*', segment: '', refresh: '0', state: '' };
   var KEY_METRICS = {
@@ -569,13 +569,25 @@
       var qualityBody = { start: w.heatStart, end: w.heatEnd, step: w.heatStep };
       if (s.segment) qualityBody.segment = s.segment;
       // each panel draws as soon as its call answers: the cheap profile queries first
-      var metricsCall = api(base + 'metrics?' + qs(w, s, { metrics: wanted.join(','), step: w.step, ci: '0.95' }));
+      // first the point values (cheap merges of bucket profiles), then the confidence bands
+      // and the label-free estimates (costlier), each redrawing the performance chart
+      var metricsCall = api(base + 'metrics?' + qs(w, s, { metrics: wanted.join(','), step: w.step }));
+      var bandCall = optional(api(base + 'metrics?' + qs(w, s, { metrics: keys.join(','), step: w.step, ci: '0.95' })));
       var estimateCall = info.task === 'binary'
-        ? optional(api(base + 'estimate?' + qs({ start: w.heatStart, end: w.heatEnd }, s, { metrics: keys.join(','), step: w.heatStep, band: 'true' })))
+        ? optional(api(base + 'estimate?' + qs({ start: w.heatStart, end: w.heatEnd }, s, { metrics: keys.join(','), step: w.heatStep })))
         : Promise.resolve(null);
+      var latest = { metrics: null, band: null, estimate: null };
+      function redraw() {
+        var rows = latest.metrics.rows;
+        if (latest.band && latest.band.rows && latest.band.rows.length === rows.length) {
+          rows = rows.map(function (r, i) { return Object.assign({}, latest.band.rows[i], r); });
+        }
+        drawMetrics(rows, latest.estimate, keys);
+      }
       return Promise.all([
-        metricsCall.then(function (m) { drawMetrics(m.rows, null, keys); return m; }),
-        Promise.all([metricsCall, estimateCall]).then(function (r) { if (r[1]) drawMetrics(r[0].rows, r[1], keys); }),
+        metricsCall.then(function (m) { latest.metrics = m; redraw(); }),
+        Promise.all([metricsCall, bandCall]).then(function (r) { if (r[1] && !r[1].error) { latest.band = r[1]; redraw(); } }),
+        Promise.all([metricsCall, estimateCall]).then(function (r) { if (r[1] && !r[1].error) { latest.estimate = r[1]; redraw(); } }),
         optional(api(base + 'drift', { body: driftBody })).then(function (d) { drawColumns(name, d); }),
         optional(driftWindows(name, s, w)).then(function (h) { drawHeatmap(name, h); }),
         optional(api(base + 'quality', { body: qualityBody })).then(function (q) { drawQuality(q); }),
