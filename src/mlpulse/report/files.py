@@ -11,10 +11,10 @@ validation, then its profiles with each row's label, as a Spark partition makes 
 only the bucket profiles are stored (``Service.put_profiles``): every row sits at the start
 of one hour, the report's window is that hour, so every analysis reads whole stored
 buckets and no raw row or label join is needed. Counts and sums equal the logged path's;
-sketches are merged from chunks of rows, within their rank bound. A current file with
-timestamps (whose windows may cut hours), with repeated ids, or a timeline asked of a
-file without timestamps is logged as rows and labels (``log_batch`` and
-``log_feedback_batch``), as before.
+sketches are merged from chunks of rows, within their rank bound. Where an answer would
+need raw rows (see :func:`profiles_only`: timestamps, a timeline, a regression, repeated
+ids, small samples) the current file is logged as rows and labels (``log_batch`` and
+``log_feedback_batch``) instead.
 """
 
 from __future__ import annotations
@@ -152,11 +152,20 @@ class _Handle:
     spec: Any
 
 
-def profiles_only(current: pa.Table, roles: Roles, step: Any = "auto") -> bool:
+def profiles_only(
+    reference: pa.Table, current: pa.Table, roles: Roles, step: Any = "auto"
+) -> bool:
     """Whether the current table can be stored as bucket profiles alone (see the module
-    docstring): no timestamp column, no timeline asked, ids unique, and no column called
-    like the model's label that is not the label."""
-    if roles.timestamp is not None or step not in ("auto", None):
+    docstring), every answer then coming from whole stored buckets as the logged rows'
+    would: no timestamp column and no timeline asked (windows cutting hours read raw
+    rows), not a regression (its label's drift is read from raw rows), unique ids (the
+    logged path quarantines repeats), no unchosen column named like the label, and every
+    column compared by a distance (more than ``SMALL_SAMPLE`` values on both sides, or none
+    on one): hypothesis tests on small samples recompute a decision that sketch noise
+    straddles from the raw rows."""
+    from ..drift.methods import SMALL_SAMPLE
+
+    if roles.timestamp is not None or step not in ("auto", None) or roles.task == "regression":
         return False
     if roles.label is None and "label" in current.column_names:
         return False
@@ -164,7 +173,21 @@ def profiles_only(current: pa.Table, roles: Roles, step: Any = "auto") -> bool:
         ids = current.column(roles.id)
         if pc.count_distinct(ids, mode="all").as_py() != len(ids):
             return False
+    for name in current.column_names:
+        if name in (roles.id, roles.timestamp):
+            continue
+        n_cur = _values(current.column(name))
+        n_ref = _values(reference.column(name)) if name in reference.column_names else 0
+        if n_cur and n_ref and min(n_cur, n_ref) <= SMALL_SAMPLE:
+            return False
     return True
+
+
+def _values(column: pa.ChunkedArray) -> int:
+    """Values a column's profile counts: non-null, and finite where it holds floats."""
+    if pa.types.is_floating(column.type):
+        return int(pc.sum(pc.is_finite(column)).as_py() or 0)
+    return len(column) - column.null_count
 
 
 def load(
@@ -184,7 +207,7 @@ def load(
     label = roles.label or "label"
     service.register(name, VERSION, task=roles.task, reference=ref, prediction=roles.prediction,
                      label=label, recommended_rules=False)  # fmt: skip
-    if profiles_only(current, roles, step):
+    if profiles_only(reference, current, roles, step):
         return _load_profiles(service, current, roles, name)
     table = current
     id_col = roles.id
