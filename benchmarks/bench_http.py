@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -88,6 +89,26 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found.extend(children)
+                todo.extend(children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -184,6 +205,10 @@ def sustained(
     thread.start()
     time.sleep(1.5)
     latencies, rss, tree = [], [], []
+    # CPU the server process spends (holding the GIL, mostly) vs its profiling workers'
+    cpu0 = cpu_seconds(pid)
+    workers0 = {p: cpu_seconds(p) for p in descendants(pid)}
+    sent0 = sent[0]
     start_s, end_s = _data.day_range(days=1)
     with httpx.Client(base_url=url, timeout=60) as client:
         t_end = time.monotonic() + seconds
@@ -203,6 +228,14 @@ def sustained(
             rss.append(rss_mib(pid))
             tree.append(tree_rss_mib(pid))
             time.sleep(0.2)
+    server_cpu = cpu_seconds(pid) - cpu0
+    worker_cpu = 0.0
+    for p in descendants(pid):
+        try:
+            worker_cpu += cpu_seconds(p) - workers0.get(p, 0.0)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    rows = max(sent[0] - sent0, 1)
     stop.set()
     thread.join(30)
     elapsed = seconds
@@ -214,6 +247,8 @@ def sustained(
         "rss_max_mib": max(rss),
         "rss_last_mib": rss[-1],
         "rss_with_workers_max_mib": max(tree),
+        "server_cpu_ms_per_1k_rows": server_cpu / rows * 1e6,
+        "worker_cpu_ms_per_1k_rows": worker_cpu / rows * 1e6,
     }
 
 

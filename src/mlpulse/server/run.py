@@ -56,6 +56,8 @@ def serve(config: ServerConfig) -> None:
         workers.append(MaintenanceLoop(service, config.maintenance_seconds))
         # the app closes (and checkpoints) the database at shutdown
         app = create_app(config, service, close_service=True, background=workers)
+        if service.profiler is not None:
+            service.profiler.start()  # the first large batch finds its worker ready
     except BaseException:
         service.close()
         raise
