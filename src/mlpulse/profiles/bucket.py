@@ -18,9 +18,13 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from . import codec
+from mlpulse.errors import ConfigError
+
+from . import codec, compact
 
 CORE, FEATURES, LABELED = "core", "features", "labeled"
+CORE_CODE = 7
+"""Type code of a core part in the compact layout (after :mod:`compact`'s state codes)."""
 
 
 @dataclass
@@ -94,24 +98,44 @@ class CoreState:
         return out
 
     def to_bytes(self) -> bytes:
+        """The compact stored form: ``[FORMAT, CORE_CODE, n, positives, first_ts, span,
+        type_errors, prediction, latency]`` (states as :func:`compact.fields` lists)."""
+        span = (
+            None if self.first_ts is None or self.last_ts is None else self.last_ts - self.first_ts
+        )
         return msgpack.packb(
-            {
-                "n": self.n,
-                "positives": self.positives,
-                "prediction": codec.encode(self.prediction)
-                if self.prediction is not None
-                else None,
-                "latency": codec.encode(self.latency) if self.latency is not None else None,
-                "type_errors": self.type_errors,
-                "first_ts": self.first_ts,
-                "last_ts": self.last_ts,
-            },
+            [
+                compact.FORMAT,
+                CORE_CODE,
+                self.n,
+                self.positives,
+                self.first_ts if span is not None else None,
+                span,
+                self.type_errors,
+                compact.fields(self.prediction) if self.prediction is not None else None,
+                compact.fields(self.latency) if self.latency is not None else None,
+            ],
             use_bin_type=True,
         )
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> CoreState:
-        d = msgpack.unpackb(blob, raw=False)
+        d = compact.read(blob)
+        if isinstance(d, list):
+            rest = compact.check_format(d, "core part")
+            if len(rest) != 8 or rest[0] != CORE_CODE:
+                raise ConfigError("not an mlpulse core part")
+            _code, n, positives, first, span, type_errors, prediction, latency = rest
+            return cls(
+                n=int(n),
+                positives=int(positives),
+                prediction=compact.from_fields(prediction) if prediction is not None else None,
+                latency=compact.from_fields(latency) if latency is not None else None,
+                type_errors={str(c): int(e) for c, e in dict(type_errors).items()},
+                first_ts=None if span is None else int(first),
+                last_ts=None if span is None else int(first) + int(span),
+            )
+        # layout 1: a map of named fields with nested codec.encode blobs
         return cls(
             n=d["n"],
             positives=d["positives"],
@@ -127,8 +151,8 @@ def encode_part(part: str, value: Any) -> bytes:
     if part == CORE:
         return value.to_bytes()
     if part == FEATURES:
-        return codec.encode_states(value)
-    return codec.encode(value)
+        return compact.pack_states(value)
+    return compact.pack(value)
 
 
 def decode_part(part: str, blob: bytes) -> Any:

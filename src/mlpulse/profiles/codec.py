@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 
 from mlpulse.errors import ConfigError
+from mlpulse.profiles import compact
 from mlpulse.profiles.categorical import CategoricalState
 from mlpulse.profiles.classification import BinaryState, MulticlassState
 from mlpulse.profiles.latency import LatencyState
@@ -71,15 +72,7 @@ def _open(env: Any) -> Any:
 
 
 def _unpack(blob: bytes) -> Any:
-    try:
-        return msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    except (
-        ValueError,
-        msgpack.exceptions.ExtraData,
-        msgpack.exceptions.FormatError,
-        msgpack.exceptions.StackError,
-    ) as exc:
-        raise ConfigError(f"corrupt profile state bytes: {exc}") from exc
+    return compact.read(blob)
 
 
 def encode(state: Any) -> bytes:
@@ -88,8 +81,12 @@ def encode(state: Any) -> bytes:
 
 
 def decode(blob: bytes) -> Any:
-    """Rebuild a state from :func:`encode`'s bytes."""
-    return _open(_unpack(blob))
+    """Rebuild a state from :func:`encode`'s bytes (or the compact stored form of
+    :func:`mlpulse.profiles.compact.pack`)."""
+    env = _unpack(blob)
+    if isinstance(env, list):
+        return compact.from_fields(compact.check_format(env, "profile state"))
+    return _open(env)
 
 
 def encode_states(states: dict[str, Any]) -> bytes:
@@ -105,8 +102,11 @@ def encode_states(states: dict[str, Any]) -> bytes:
 
 
 def decode_states(blob: bytes) -> dict[str, Any]:
-    """Rebuild the dict written by :func:`encode_states`."""
+    """Rebuild the dict written by :func:`encode_states` (or the compact stored form of
+    :func:`mlpulse.profiles.compact.pack_states`)."""
     env = _unpack(blob)
+    if isinstance(env, list):
+        return compact.states_from(env)
     if not isinstance(env, dict) or env.get("type") != "states":
         raise ConfigError("not an mlpulse column-states blob")
     if env.get("v") != FORMAT_VERSION:
