@@ -181,7 +181,7 @@ def compute_estimate(
         results, checks, level = _multiclass(store, registry, scope)
     else:
         results, checks, level = _regression(store, registry, scope)
-    drift = honesty.drift_reasons(store, registry, scope, bounds, counts)
+    drift = honesty.drift_reasons(store, registry, scope, bounds, counts, mode)
     reasons = [honesty.combine(d, c) for d, c in zip(drift, checks, strict=True)]
 
     data: dict[str, Any] = {
@@ -201,7 +201,7 @@ def compute_estimate(
             data[f"{m}_upper"] = np.asarray(upper[m], dtype=np.float64)
         cols += [f"{m}_{side}" for m in names for side in ("lower", "upper")]
     data[WARNING] = np.asarray([bool(r) for r in reasons], dtype=bool)
-    data[REASON] = pd.Series(reasons, dtype=object)
+    data[REASON] = pd.Series(reasons, dtype="str")
     cols += [WARNING, REASON]
     frame = pd.DataFrame(data, columns=cols)
     frame.attrs["band"] = {m: (lower[m], upper[m]) for m in names}

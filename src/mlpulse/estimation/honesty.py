@@ -44,9 +44,16 @@ _TESTS = ("ks", "cvm", "anderson", "mannwhitney", "ttest", "chi2", "gtest", "zte
 
 
 def drift_reasons(
-    store: Any, registry: Any, scope: Any, bounds: Sequence[tuple[int, int]], counts: Sequence[int]
+    store: Any,
+    registry: Any,
+    scope: Any,
+    bounds: Sequence[tuple[int, int]],
+    counts: Sequence[int],
+    mode: str = "sketch",
 ) -> list[str]:
-    """Per window: ``""`` or ``"drift: <column> (<method> <value>), ..."``."""
+    """Per window: ``""`` or ``"drift: <column> (<method> <value>), ..."``; ``mode`` as in
+    ``model.drift`` (sketch-mode statistics vary within the sketches' error from run to
+    run, never the verdict: the drift code recomputes borderline columns from raw rows)."""
     from ..drift.compute import compute_drift
 
     spec = scope.spec
@@ -62,6 +69,7 @@ def drift_reasons(
             registry,
             window,
             columns=columns,
+            mode=mode,
             thresholds=dict.fromkeys(_TESTS, DRIFT_ALPHA),
         )
         drifted = sorted(
