@@ -438,23 +438,30 @@ class ModelCauses:
         from scipy.stats import binomtest
 
         s, w = self.service, self.w
+        # a model whose traffic began within the window before: its rate counts from then
+        spans = profile_store.version_spans(s.store.cursor(), self.spec.model_id)
+        begin = w.before
+        if spans and min(lo for lo, _ in spans.values()) >= w.before - DAY and "__ts" in self.base.column_names:
+            stamps = self._stamps(self.base, np.zeros(self.base.num_rows))
+            if len(stamps):
+                begin = max(begin, int(stamps["ts"].min()))
         try:
             counts = [
                 float(s.metrics(self.spec.name, self.version, ["count"], start=from_micros(lo),
                                 end=from_micros(hi), versions="*")["count"].iloc[0])  # fmt: skip
-                for lo, hi in ((w.onset, w.end), (w.before, w.before_end))
+                for lo, hi in ((w.onset, w.end), (begin, w.before_end))
             ]
         except MlpulseError:
             return []
         n1, n0 = (0 if math.isnan(c) else int(c) for c in counts)
-        t1, t0 = w.end - w.onset, w.before_end - w.before
-        if n0 < MIN_ROWS:
+        t1, t0 = w.end - w.onset, w.before_end - begin
+        if n0 < MIN_ROWS or t0 < 10 * MINUTE:
             return []  # no traffic before: nothing to compare with
         ratio = ((n1 + 0.5) / t1) / ((n0 + 0.5) / t0)
         p = binomtest(n1, n1 + n0, t1 / (t1 + t0)).pvalue
         per_hour = [n1 / (t1 / HOUR), n0 / (t0 / HOUR)]
         detail = (f"{per_hour[0]:.4g} predictions/hour vs {per_hour[1]:.4g} in the "
-                  f"{self._span(w.before, w.before_end)} before ({ratio - 1:+.0%})")  # fmt: skip
+                  f"{self._span(begin, w.before_end)} before ({ratio - 1:+.0%})")  # fmt: skip
         return [Candidate("volume", "predictions", abs(math.log(ratio)), float(p), detail)]
 
     # -- segments and slices ----------------------------------------------------------------
