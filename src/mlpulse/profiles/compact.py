@@ -9,7 +9,8 @@ nested blobs) used to cost more than the data. Here a state is ``[FORMAT, type c
   compaction yet) stores those values instead of the sketch's bytes (the sketch is rebuilt
   from them on decode, byte for byte the same; that is checked when encoding), as 1, 2 or 4
   byte integers or 4 byte floats where that holds them exactly; its min and max are those
-  of the values, and with one value its mean is the value and ``m2`` zero;
+  of the values, and so are its mean and ``m2`` while they are what the values give (a
+  state built from rows, not yet merged with another);
 * a latency state of one value keeps that value alone (its sum, min, max and bin);
 * score-histogram bins and latency bins are stored as gaps from the previous bin, in the
   narrowest unsigned integers that hold them;
@@ -47,6 +48,7 @@ from datasketches import (
 )
 
 from mlpulse.errors import ConfigError
+from mlpulse.profiles._common import group_mean_m2
 from mlpulse.profiles.categorical import CategoricalState
 from mlpulse.profiles.classification import (
     BinaryState,
@@ -137,6 +139,12 @@ def _kll_items(kll: kll_doubles_sketch) -> np.ndarray | None:
     return items if bytes(rebuilt.serialize()) == bytes(kll.serialize()) else None
 
 
+def _moments(items: np.ndarray) -> tuple[float, float]:
+    """Mean and m2 of values in row order, computed as :func:`build_numeric` does."""
+    _count, mean, m2 = group_mean_m2(items, np.zeros(len(items), np.int64), 1)
+    return float(mean[0]), float(m2[0])
+
+
 def _numeric(s: NumericState) -> list[Any]:
     others = (s.nulls, s.nan, s.pos_inf, s.neg_inf)
     counts: Any = int(s.count) if not any(others) else [int(s.count), *map(int, others)]
@@ -161,6 +169,9 @@ def _numeric(s: NumericState) -> list[Any]:
     ):
         return [*head, 1, packed]
     if _same(s.min, float(items.min())) and _same(s.max, float(items.max())):
+        mean, m2 = _moments(items)
+        if _same(s.mean, mean) and _same(s.m2, m2):  # as built from rows, not yet merged
+            return [*head, 5, packed]
         return [*head, 2, s.mean, s.m2, packed]
     return [*head, 3, s.mean, s.m2, s.min, s.max, packed]
 
@@ -178,18 +189,23 @@ def _numeric_back(f: list[Any]) -> NumericState:
         s.min, s.max, s.mean, s.m2 = (float(v) for v in rest[:4])
         s.kll = kll_doubles_sketch.deserialize(bytes(rest[4]))
         return s
+    if form not in (1, 2, 3, 5) or not rest:
+        raise ConfigError(f"corrupt NumericState: unknown form {form!r}")
     items = unpack_floats(rest[-1])
+    if len(items) != s.count:
+        raise ConfigError("corrupt NumericState: values and count differ")
     s.kll.update(items)
     if form == 1:
         s.min = s.max = s.mean = float(items[0])
         s.m2 = 0.0
+    elif form == 5:
+        s.mean, s.m2 = _moments(items)
+        s.min, s.max = float(items.min()), float(items.max())
     elif form == 2:
         s.mean, s.m2 = float(rest[0]), float(rest[1])
         s.min, s.max = float(items.min()), float(items.max())
-    elif form == 3:
-        s.mean, s.m2, s.min, s.max = (float(v) for v in rest[:4])
     else:
-        raise ConfigError(f"corrupt NumericState: unknown form {form!r}")
+        s.mean, s.m2, s.min, s.max = (float(v) for v in rest[:4])
     return s
 
 
