@@ -1,8 +1,9 @@
 """``mlpulse report --reference REF --current CUR``: a 1,000,000-row x 20-column current
 file against a 1,000,000-row reference (Parquet; 15 numeric and 5 categorical features, a
 probability score, labels), end to end through :class:`mlpulse.report.Report` as the CLI
-runs it: read both files, load them into an in-memory store (reference profile, predictions,
-labels), metrics, label-free estimates, drift, quality, distributions, render, write.
+runs it: read both files, register the reference in an in-memory store, profile the current
+rows with their labels and store the profiles (no timestamps: one hour's buckets), metrics,
+label-free estimates, drift, quality, distributions, render, write.
 
 Planted drift as in ``bench_drift.py``: ``num_00`` mean +0.1 std, ``num_01`` spread x1.2,
 ``cat_0`` 20% of rows moved to one category.
@@ -20,6 +21,7 @@ Targets: report < 10 s, file < 5 MB (5,000,000 bytes), the planted columns drift
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -96,15 +98,17 @@ def main() -> int:
         progress(f"writing {n:,} x 20 reference and current Parquet files")
         pq.write_table(table(n, 1, False), ref)
         pq.write_table(table(n, 2, True), cur)
-        seconds, bases, sizes, drifted = [], [], [], []
+        seconds, bases, sizes, drifted, loads = [], [], [], [], []
         for i in range(runs):
             bases.append(baseline(ref, cur))
             s, summary = run_report(ref, cur, out)
             seconds.append(s)
             sizes.append(out.stat().st_size)
             drifted.append(sorted(summary["drifted_columns"]))
+            loads.append(os.getloadavg()[0])
             progress(f"run {i + 1}: report {s:.2f} s, baseline {bases[-1]:.2f} s, "
-                     f"{sizes[-1]:,} bytes, drifted {drifted[-1]}")  # fmt: skip
+                     f"{sizes[-1]:,} bytes, drifted {drifted[-1]}, "
+                     f"load average {loads[-1]:.1f}")  # fmt: skip
     median = statistics.median(seconds)
     base = statistics.median(bases)
     right = all(d == PLANTED for d in drifted)
@@ -118,7 +122,7 @@ def main() -> int:
         args.quick,
         {"seconds": seconds, "median_seconds": median, "baseline_seconds": bases,
          "baseline_median": base, "ratio": median / base if base else None,
-         "bytes": sizes, "drifted": drifted},
+         "bytes": sizes, "drifted": drifted, "load_average_1m": loads},
         targets,
         params={"rows": n, "runs": runs},
     )  # fmt: skip
