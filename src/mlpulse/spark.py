@@ -9,9 +9,11 @@
 :func:`mlpulse.engine.profiling.batch_parts` and
 :func:`~mlpulse.engine.profiling.labeled_minute_parts`) inside Spark partitions through
 ``mapInArrow``; the labels are validated the same way, the latest per id (by its timestamp)
-is joined to the predictions by id in Spark, the per-partition profiles are merged per bucket
-with ``reduceByKey`` and only the merged profiles travel to the store (embedded or a server)
-through ``Model.put_profiles``. The buckets a run covers are *replaced*: re-running after more
+is joined to the predictions by id in Spark, rows are partitioned by event hour so that a
+bucket's rows meet in one partition, the per-partition profiles are collected as Arrow and
+the few that several partitions share (day buckets, counters) are merged on the driver; only
+the merged profiles travel to the store (embedded or a server) through
+``Model.put_profiles``. All of it is one Spark job. The buckets a run covers are *replaced*: re-running after more
 labels arrived updates them, and re-running on the same data changes nothing.
 
 :func:`sink` is a Structured Streaming ``foreachBatch`` function: each micro-batch's profiles
@@ -44,6 +46,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Internal column names added to the rows a partition profiles.
 ID, LABEL, LABEL_TS = "__mlpulse_id", "__mlpulse_label", "__mlpulse_label_ts"
+#: Columns of the label check's output: a quarantine reason and the number of labels a row of
+#: that reason stands for (each partition's rejected labels are summarised by reason).
+REASON, COUNT = "__mlpulse_reason", "__mlpulse_count"
 #: Parts of the partition output that are counters (of rows received, and of predictions and
 #: labels quarantined, by reason in ``segment``), not profiles; the count is in ``blob``.
 RECEIVED, QUARANTINED, LABELS_QUARANTINED = "__received__", "__quarantined__", "__labels_q__"
@@ -52,9 +57,14 @@ COUNTERS = (RECEIVED, QUARANTINED, LABELS_QUARANTINED)
 CHUNK_ROWS = 262_144
 #: Bytes of profiles per request to the store (each request holds whole buckets).
 REQUEST_BYTES = 32 * 1024 * 1024
-#: Distinct values of a segment column read to the driver; the store admits up to the cap
-#: of them (sorted) and pools the rest into ``__other__``, as the engine does at ingest.
-SEGMENT_VALUES_READ = 10 * SEGMENT_CAP
+#: Values of a segment column a chunk profiles as slices of their own: its first ones in sorted
+#: order; the rest are pooled into ``__other__`` there. The store admits up to the cap of the
+#: values it sees (sorted, after those it knows) and pools the rest: a value the store admits
+#: has fewer than ``2 * SEGMENT_CAP`` values sorting before it in any chunk, so this loses
+#: nothing unless a value the store already knew has this many smaller values in one chunk.
+SEGMENT_VALUES_KEPT = 10 * SEGMENT_CAP
+#: Rows of the profiles table per output record batch of a partition.
+OUTPUT_ROWS = 8_192
 
 _OUTPUT_SCHEMA = pa.schema(
     [
@@ -105,11 +115,16 @@ class SparkReport:
 
 @dataclass(frozen=True)
 class Profiler:
-    """Profiles the Arrow batches of one partition with the embedded engine's code."""
+    """Profiles the Arrow batches of one partition with the embedded engine's code.
+
+    ``admitted`` names the values of each segment column that get slices of their own; None
+    (the default) keeps each chunk's first :data:`SEGMENT_VALUES_KEPT` values in sorted order
+    and lets the store admit and pool them (see there). Rows with a ``__mlpulse_count`` are
+    not predictions but the label check's summary of rejected labels, counted by reason."""
 
     spec: ModelSpec
     version: str
-    admitted: dict[str, set[str]]
+    admitted: dict[str, set[str]] | None
     id: str
     timestamp: str | None
     now: int
@@ -126,11 +141,39 @@ class Profiler:
             pending.append(batch)
             rows += batch.num_rows
             if rows >= self.chunk_rows:
-                self.profile(pa.Table.from_batches(pending), parts, counts)
+                self.chunk(pa.Table.from_batches(pending), parts, counts)
                 pending, rows = [], 0
         if pending:
-            self.profile(pa.Table.from_batches(pending), parts, counts)
-        yield output(parts, counts)
+            self.chunk(pa.Table.from_batches(pending), parts, counts)
+        out = output(parts, counts)
+        for start in range(0, max(out.num_rows, 1), OUTPUT_ROWS):
+            yield out.slice(start, OUTPUT_ROWS)
+
+    def chunk(self, table: pa.Table, parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> None:
+        """Count the label check's summary rows, profile the predictions."""
+        if COUNT in table.column_names:
+            summary = pc.is_valid(table.column(COUNT))
+            if pc.any(summary).as_py():
+                rejected = table.filter(summary)
+                for reason, n in zip(rejected.column(REASON).to_pylist(),
+                                     rejected.column(COUNT).to_pylist(), strict=True):  # fmt: skip
+                    counts[(LABELS_QUARANTINED, reason)] += int(n)
+                table = table.filter(pc.invert(summary))
+            table = table.drop_columns([c for c in (REASON, COUNT) if c in table.column_names])
+        if table.num_rows:
+            self.profile(table, parts, counts)
+
+    def segment_values(self, table: pa.Table) -> dict[str, set[str]]:
+        """The segment values of a chunk that get slices of their own."""
+        if self.admitted is not None:
+            return self.admitted
+        kept: dict[str, set[str]] = {}
+        for column in self.spec.segments:
+            if column in table.column_names:
+                values = pc.unique(table.column(column).cast(pa.string())).drop_null()
+                names = sorted(v for v in values.to_pylist() if v != OTHER_SEGMENT)
+                kept[column] = set(names[:SEGMENT_VALUES_KEPT])
+        return kept
 
     def profile(self, table: pa.Table, parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> None:
         """Add a chunk's parts to ``parts`` and its counters to ``counts``."""
@@ -161,14 +204,15 @@ class Profiler:
             errors = {c: m[order] for c, m in errors.items()}
         if batch.num_rows == 0:
             return
-        fresh = batch_parts(batch, spec, self.version, self.admitted, errors)
+        admitted = self.segment_values(batch)
+        fresh = batch_parts(batch, spec, self.version, admitted, errors)
         if labels is not None:
             labeled = batch.filter(pc.is_valid(batch.column("__label")))
             if labeled.num_rows:
                 labeled = labeled.append_column(
                     "__version", pa.array([self.version] * labeled.num_rows, pa.string())
                 )
-                finer = labeled_minute_parts(labeled, spec, self.admitted)
+                finer = labeled_minute_parts(labeled, spec, admitted)
                 fresh.update(finer)
                 for resolution in list(RESOLUTIONS)[1:]:
                     finer = rollup(finer, resolution)
@@ -203,14 +247,16 @@ def _count(n: int) -> bytes:
 
 
 def merge_blobs(a: tuple[str, bytes], b: tuple[str, bytes]) -> tuple[str, bytes]:
-    """Merge two serialised parts of the same key (the ``reduceByKey`` function)."""
+    """Merge two serialised parts of the same key: ``(part, blob)`` pairs."""
     part = a[0]
     return part, encode_part(part, merge_part(part, decode_part(part, a[1]), decode_part(part, b[1])))
 
 
 @dataclass(frozen=True)
 class LabelChecker:
-    """Validates labels with the engine's code: ``(id, label, timestamp µs, reason)``."""
+    """Validates labels with the engine's code: ``(id, label, timestamp µs, reason, count)``
+    rows, one per valid label (reason and count null) and one per reason of each batch's
+    rejected labels (id, label and timestamp null; count: how many)."""
 
     spec: ModelSpec
     id: str
@@ -231,19 +277,22 @@ class LabelChecker:
                 now=self.now,
             )  # fmt: skip
             good = clean.table
-            q = clean.quarantine
+            rejected = Counter(clean.quarantine.reasons)
+            k = len(rejected)
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.concat_arrays([good.column("__id").combine_chunks().cast(pa.string()),
-                                      pa.array(q.ids, pa.string())]),
+                                      pa.nulls(k, pa.string())]),
                     pa.concat_arrays([good.column("__label").combine_chunks().cast(label_type),
-                                      pa.nulls(len(q), label_type)]),
+                                      pa.nulls(k, label_type)]),
                     pa.concat_arrays([good.column("__ts").combine_chunks().cast(pa.int64()),
-                                      pa.nulls(len(q), pa.int64())]),
+                                      pa.nulls(k, pa.int64())]),
                     pa.concat_arrays([pa.nulls(good.num_rows, pa.string()),
-                                      pa.array(q.reasons, pa.string())]),
+                                      pa.array(list(rejected), pa.string())]),
+                    pa.concat_arrays([pa.nulls(good.num_rows, pa.int64()),
+                                      pa.array(list(rejected.values()), pa.int64())]),
                 ],  # fmt: skip
-                names=[ID, LABEL, LABEL_TS, "reason"],
+                names=[ID, LABEL, LABEL_TS, REASON, COUNT],
             )
 
 
@@ -278,20 +327,11 @@ def _id_type_ok(schema: pa.Schema, column: str) -> bool:
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_integer(dtype)
 
 
-def _segment_values(sdf: DataFrame, column: str) -> set[str]:
-    """Distinct values of a segment column as the engine names them (Arrow's string cast)."""
-    rows = sdf.select(column).where(sdf[column].isNotNull()).distinct()
-    table = _to_arrow(rows.limit(SEGMENT_VALUES_READ))
-    values = table.column(0)
-    if not pa.types.is_string(values.type):
-        values = pc.cast(values, pa.string())
-    return set(sorted(v for v in values.to_pylist() if v != OTHER_SEGMENT)[:SEGMENT_VALUES_READ])
-
-
 def _to_arrow(sdf: DataFrame) -> pa.Table:
     if hasattr(sdf, "toArrow"):  # pyspark >= 4
         return sdf.toArrow()
-    return pa.Table.from_pandas(sdf.toPandas(), preserve_index=False)  # pragma: no cover
+    batches = sdf._collect_as_arrow()  # type: ignore[operator]  # pragma: no cover - 3.5
+    return pa.Table.from_batches(batches, schema=_OUTPUT_SCHEMA)  # pragma: no cover
 
 
 def _spec_for(model: Any, sdf_schema: pa.Schema, exclude: set[str]) -> ModelSpec:
@@ -314,7 +354,12 @@ def _profiles(
     partitions: int | None,
     report: SparkReport,
 ) -> pa.Table:
-    """Run the Spark jobs; return the merged parts (and fill the report's counters)."""
+    """Run the Spark job; return the merged parts and counters.
+
+    One job: the labels are checked in their partitions (valid ones keyed by id, rejected ones
+    summarised by reason), the latest valid label per id is joined to the predictions, the
+    summaries ride along as extra rows, rows are partitioned by event hour and profiled, and
+    the partitions' profiles are collected as Arrow and merged here."""
     F = _require_spark()
     spec: ModelSpec = model.spec
     label = label or spec.label
@@ -329,11 +374,6 @@ def _profiles(
         )
     exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
     spec = _spec_for(model, schema, exclude)
-    admitted = {
-        column: _segment_values(predictions, column)
-        for column in spec.segments
-        if column in predictions.columns
-    }
     rows = predictions
     if labels is not None:
         ts = label_timestamp or (timestamp if timestamp in labels.columns else None)
@@ -350,46 +390,65 @@ def _profiles(
         label_type = "string" if spec.task == "multiclass" else "double"
         checked = labels.select(id, label, ts).mapInArrow(
             LabelChecker(spec, id, label, ts, now),
-            f"{ID} string, {LABEL} {label_type}, {LABEL_TS} long, reason string",
+            f"{ID} string, {LABEL} {label_type}, {LABEL_TS} long, {REASON} string, {COUNT} long",
         )
-        bad = checked.where(F.col("reason").isNotNull()).groupBy("reason").count().collect()
-        for row in bad:
-            report.reasons[row["reason"]] = report.reasons.get(row["reason"], 0) + int(row["count"])
-            report.labels_quarantined += int(row["count"])
-        latest = (
-            checked.where(F.col("reason").isNull())
-            .groupBy(ID)
-            .agg(F.max_by(F.col(LABEL), F.struct(F.col(LABEL_TS), F.col(LABEL))).alias(LABEL))
+        # valid labels: the latest per id (its count is null); rejected: one row per reason.
+        # Both filters read the aggregate's output, so the label check and its shuffle run
+        # once for both branches (Spark reuses the exchange).
+        grouped = checked.groupBy(ID, REASON).agg(
+            F.max_by(F.col(LABEL), F.struct(F.col(LABEL_TS), F.col(LABEL))).alias(LABEL),
+            F.sum(COUNT).alias(COUNT),
         )
-        rows = predictions.withColumn(ID, F.col(id).cast("string")).join(latest, on=ID, how="left")
+        latest = grouped.where(F.col(COUNT).isNull()).select(ID, LABEL)
+        rejected = grouped.where(F.col(COUNT).isNotNull()).select(REASON, COUNT)
+        rows = (
+            predictions.withColumn(ID, F.col(id).cast("string"))
+            .join(latest, on=ID, how="left")
+            .unionByName(rejected, allowMissingColumns=True)
+        )
     else:
         if label in predictions.columns:  # labels inline (an already joined table or stream)
             rows = predictions.withColumn(LABEL, F.col(label))
     if timestamp is not None:
         rows = _by_hour(rows, timestamp, partitions, F)
-    profiler = Profiler(spec, model.version, admitted, id, timestamp, now)
+    profiler = Profiler(spec, model.version, None, id, timestamp, now)
     if LABEL in rows.columns and labels is None:
-        profiler = _InlineLabels(spec, model.version, admitted, id, timestamp, now, label=label)
-    out = rows.mapInArrow(profiler, _schema_ddl())
-    merged = (
-        out.rdd.map(lambda r: ((r[0], r[1], r[2], r[3]), (r[3], r[4])))
-        .reduceByKey(_reduce)
-        .map(lambda kv: (*kv[0], kv[1][1]))
-        .collect()
-    )
-    table = pa.table(
+        profiler = _InlineLabels(spec, model.version, None, id, timestamp, now, label=label)
+    return merge_parts(_to_arrow(rows.mapInArrow(profiler, _schema_ddl())))
+
+
+def merge_parts(table: pa.Table) -> pa.Table:
+    """One row per key of profiles tables' rows (``segment, resolution, bucket, part,
+    blob``): parts of the same key merged with the profiles' own merge, counters summed."""
+    keys = list(zip(*(table.column(c).to_pylist() for c in _OUTPUT_SCHEMA.names[:4]), strict=True))
+    first: dict[tuple, int] = {}
+    repeated: dict[tuple, list[int]] = {}
+    for row, key in enumerate(keys):
+        if key in first:
+            repeated.setdefault(key, [first[key]]).append(row)
+        else:
+            first[key] = row
+    if not repeated:
+        return table
+    single = [row for key, row in first.items() if key not in repeated]
+    blobs = table.column("blob")
+    merged: list[bytes] = []
+    for (_segment, _resolution, _bucket, part), rows in repeated.items():
+        if part in COUNTERS:
+            merged.append(_count(sum(int.from_bytes(blobs[r].as_py(), "big") for r in rows)))
+            continue
+        value = decode_part(part, blobs[rows[0]].as_py())
+        for r in rows[1:]:
+            value = merge_part(part, value, decode_part(part, blobs[r].as_py()))
+        merged.append(encode_part(part, value))
+    extra = pa.table(
         {
-            name: pa.array([r[i] for r in merged], _OUTPUT_SCHEMA.field(name).type)
-            for i, name in enumerate(_OUTPUT_SCHEMA.names)
+            name: pa.array([k[i] for k in repeated], _OUTPUT_SCHEMA.field(name).type)
+            for i, name in enumerate(_OUTPUT_SCHEMA.names[:4])
         }
+        | {"blob": pa.array(merged, pa.binary())}
     )
-    return table
-
-
-def _reduce(a: tuple[str, bytes], b: tuple[str, bytes]) -> tuple[str, bytes]:
-    if a[0] in COUNTERS:
-        return a[0], _count(int.from_bytes(a[1], "big") + int.from_bytes(b[1], "big"))
-    return merge_blobs(a, b)
+    return pa.concat_tables([table.take(pa.array(single, pa.int64())), extra])
 
 
 def _schema_ddl() -> str:
@@ -397,9 +456,10 @@ def _schema_ddl() -> str:
 
 
 def _by_hour(rows: DataFrame, timestamp: str, partitions: int | None, F: Any) -> DataFrame:
-    """Rows hash-partitioned by their event hour, so that each partition holds whole hours
-    and a bucket's profile comes from few partitions (a partition's chunk merges the rest).
-    Only an optimisation: the merge makes any partitioning correct."""
+    """Rows hash-partitioned by their event hour and sorted by it within each partition, so
+    that each partition holds whole hours, a bucket's profile comes from one partition and
+    a partition's chunks hold consecutive hours (only their day parts and the boundary
+    hour's parts merge). Only an optimisation: the merges make any partitioning correct."""
     dtype = dict(rows.dtypes)[timestamp]
     column = F.col(timestamp)
     if dtype.startswith("timestamp"):
@@ -411,7 +471,7 @@ def _by_hour(rows: DataFrame, timestamp: str, partitions: int | None, F: Any) ->
     else:  # numbers: seconds since the epoch
         hour = F.floor(column.cast("double") / 3600)
     n = partitions or rows.sparkSession.sparkContext.defaultParallelism
-    return rows.repartition(max(int(n), 1), hour)
+    return rows.repartition(max(int(n), 1), hour).sortWithinPartitions(hour)
 
 
 @dataclass(frozen=True)
@@ -537,18 +597,12 @@ def profile_arrow(
     label = label or spec.label
     exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
     spec = _spec_for(model, arrow.schema, exclude)
-    admitted: dict[str, set[str]] = {}
-    for column in spec.segments:
-        if column in arrow.column_names:
-            values = pc.unique(arrow.column(column).cast(pa.string())).drop_null().to_pylist()
-            admitted[column] = {v for v in values if v != OTHER_SEGMENT}
     now = now_micros()
-    profiler: Profiler = Profiler(spec, model.version, admitted, id, timestamp, now)
+    profiler: Profiler = Profiler(spec, model.version, None, id, timestamp, now)
     if label in arrow.column_names:
         arrow = arrow.append_column(LABEL, arrow.column(label))
-        profiler = _InlineLabels(spec, model.version, admitted, id, timestamp, now, label=label)
-    [batch] = list(profiler(arrow.to_batches()))
-    out = pa.Table.from_batches([batch])
+        profiler = _InlineLabels(spec, model.version, None, id, timestamp, now, label=label)
+    out = pa.Table.from_batches(list(profiler(arrow.to_batches())), schema=_OUTPUT_SCHEMA)
     return out.filter(pc.invert(pc.is_in(out.column("part"), pa.array(COUNTERS))))
 
 
