@@ -572,15 +572,18 @@ class ModelCauses:
             if before_errors is not None:
                 mask = _condition_mask(self.base, row.conditions)
                 labeled = ~np.isnan(before_errors)
-                if mask is not None and (mask & labeled).sum() >= MIN_ROWS and (~mask & labeled).sum() >= MIN_ROWS:
+                if mask is not None and (mask & labeled).sum() < 5:
+                    continue  # it (nearly) had no rows before: its features drifted, said there
+                if mask is not None and (~mask & labeled).sum() >= MIN_ROWS:
                     inside = before_errors[mask & labeled]
                     b_in, b_out = inside.mean(), before_errors[~mask & labeled].mean()
                     if b_in > b_out:
                         effect = max(0.0, effect - _h(b_in, b_out))
                     gap_before = f"; {b_in:.1%} vs {b_out:.1%} before"
-                    # the slice got worse since (not: it always errs more)
+                    # the slice got worse since (not: it always errs more); it was picked among
+                    # many for erring now, so its search-corrected q-value must hold as well
                     k1 = round(rate * int(row.rows))
-                    p = _fisher(k1, int(row.rows), int(inside.sum()), len(inside))
+                    p = max(_fisher(k1, int(row.rows), int(inside.sum()), len(inside)), float(row.q_value))
                 else:
                     p = float(row.q_value)
             else:
