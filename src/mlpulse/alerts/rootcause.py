@@ -15,8 +15,9 @@ kind                      candidate, effect size
                           traffic (model.segments): the excess change, Cohen's h for
                           proportions, the log ratio for positive metrics
 ``slice``                 a slice of labeled rows with more errors than the rest
-                          (model.slices): Cohen's h of the error rates, less the gap it
-                          already had before
+                          (model.slices, classification): Cohen's h of the error rates,
+                          less the gap it already had before; tested by the larger of its
+                          q-value and Fisher's test of its getting worse since
 ``version_change``        a version that started taking traffic near the start: Cohen's h of
                           its error rate against the version before (Cohen's d of the
                           absolute error for regression), or its latency shift
