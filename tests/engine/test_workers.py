@@ -314,3 +314,35 @@ def test_the_server_profiles_in_a_worker_and_stops_it(tmp_path) -> None:
         pids = service.profiler.pids
         assert pids
     assert not any(alive(p) for p in pids)
+
+
+def test_workers_exit_when_their_server_is_killed(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import sys, time\n"
+        "import numpy as np, pyarrow as pa\n"
+        "from mlpulse.service import Service\n"
+        "if __name__ == '__main__':\n"
+        "    s = Service.open(':memory:', profile_workers=1)\n"
+        "    s.register('m', 'v1', task='binary', prediction='score', label='label')\n"
+        "    n = 3000\n"
+        "    s.log_batch('m', 'v1', pa.table({'id': [str(i) for i in range(n)], "
+        "'score': np.linspace(0, 1, n)}))\n"
+        "    print(*s.profiler.pids, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert pids and all(alive(p) for p in pids)
+    finally:
+        owner.kill()  # SIGKILL: no shutdown runs in the owner
+        owner.wait(30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -58,6 +60,27 @@ def profile_encoded(
     return {
         key: (part_rows(key[4], value), encode_part(key[4], value)) for key, value in fresh.items()
     }
+
+
+def _watch(server_pid: int) -> None:
+    """Worker initializer: exit once the server process is gone (killed with -9, say) or
+    the fork server that started this worker is, so that no worker outlives its server
+    (a worker blocked on its task queue would not notice by itself)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, owned by someone else: cannot happen here
+                pass
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="mlpulse-server-watch", daemon=True).start()
 
 
 def _ready() -> int:
@@ -103,7 +126,12 @@ class ProfilePool:
             if self._closed:
                 raise StoreError("the profiling worker pool is closed (the store is closing)")
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=_context())
+                self._executor = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=_context(),
+                    initializer=_watch,
+                    initargs=(os.getpid(),),
+                )
             return self._executor
 
     def start(self) -> None:
