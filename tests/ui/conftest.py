@@ -102,7 +102,7 @@ class Server:
         ]
         with open(self.log, "ab") as handle:
             self.proc = subprocess.Popen(command, stdout=handle, stderr=handle)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # a loaded CI machine: imports and startup
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")

@@ -373,6 +373,12 @@
   // ------------------------------------------------------------------ page lifecycle
 
   var timer = null, generation = 0, loads = 0;
+  /* fn, run only while the load that made it is the latest: a slow answer of an earlier
+     load (an estimate, say) must not draw over the charts of the range chosen since */
+  function fresh(fn) {
+    var mine = generation;
+    return function (x) { if (mine === generation) return fn(x); };
+  }
   function run(load) {
     var s = readState();
     syncControls(s);
@@ -437,7 +443,7 @@
         return Promise.all([
           api('/alerts?state=firing'),
           pool(models, 4, function (m) { return overviewRow(m, w, s); })
-        ]).then(function (res) {
+        ]).then(fresh(function (res) {
           var firing = res[0].rows, rows = res[1];
           var tbody = $('models').querySelector('tbody');
           tbody.textContent = '';
@@ -462,7 +468,7 @@
                 { staticPlot: true, displayModeBar: false });
             }
           });
-        });
+        }));
       });
     });
   }
@@ -585,13 +591,13 @@
         drawMetrics(rows, latest.estimate, keys);
       }
       return Promise.all([
-        metricsCall.then(function (m) { latest.metrics = m; redraw(); }),
-        Promise.all([metricsCall, bandCall]).then(function (r) { if (r[1] && !r[1].error) { latest.band = r[1]; redraw(); } }),
-        Promise.all([metricsCall, estimateCall]).then(function (r) { if (r[1] && !r[1].error) { latest.estimate = r[1]; redraw(); } }),
-        optional(api(base + 'drift', { body: driftBody })).then(function (d) { drawColumns(name, d); }),
-        optional(driftWindows(name, s, w)).then(function (h) { drawHeatmap(name, h); }),
-        optional(api(base + 'quality', { body: qualityBody })).then(function (q) { drawQuality(q); }),
-        api('/alerts?model=' + enc(name)).then(function (a) { drawModelAlerts(a.rows); })
+        metricsCall.then(fresh(function (m) { latest.metrics = m; redraw(); })),
+        Promise.all([metricsCall, bandCall]).then(fresh(function (r) { if (r[1] && !r[1].error) { latest.band = r[1]; redraw(); } })),
+        Promise.all([metricsCall, estimateCall]).then(fresh(function (r) { if (r[1] && !r[1].error) { latest.estimate = r[1]; redraw(); } })),
+        optional(api(base + 'drift', { body: driftBody })).then(fresh(function (d) { drawColumns(name, d); })),
+        optional(driftWindows(name, s, w)).then(fresh(function (h) { drawHeatmap(name, h); })),
+        optional(api(base + 'quality', { body: qualityBody })).then(fresh(function (q) { drawQuality(q); })),
+        api('/alerts?model=' + enc(name)).then(fresh(function (a) { drawModelAlerts(a.rows); }))
       ]);
     });
   }
@@ -748,7 +754,7 @@
         api(base + 'summary?' + qs(w, s, {})),
         api(base + 'summary?' + qs({ start: w.prevStart, end: w.prevEnd }, s, {})),
         optional(api(base + 'quality', { body: Object.assign({ start: w.heatStart, end: w.heatEnd, step: w.heatStep }, seg) }))
-      ]).then(function (res) { drawFeature(col, w, res); });
+      ]).then(fresh(function (res) { drawFeature(col, w, res); }));
     });
   }
 
