@@ -366,7 +366,7 @@
   }
   function genericColumns(cols) {
     return cols.map(function (k) {
-      return { key: k, render: function (row) { var v = row[k]; return /_at$|^window_|^timestamp$|^ts$|^received_at$/.test(k) && typeof v === 'string' ? when(v) : fmt(v); } };
+      return { key: k, render: function (row) { var v = row[k]; return /_at$|^at$|^window_|^timestamp$|^ts$/.test(k) && typeof v === 'string' ? when(v) : fmt(v); } };
     });
   }
 
