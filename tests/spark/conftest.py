@@ -1,4 +1,7 @@
-"""One local[2] SparkSession for the Spark tests (skipped without pyspark or Java)."""
+"""One local[2] SparkSession for the Spark tests (skipped without pyspark or Java).
+
+It stays up for the whole pytest session: docs/spark.md (tests/test_docs.py) gets the same
+session from ``SparkSession.builder.getOrCreate()`` and starts no second JVM."""
 
 from __future__ import annotations
 
@@ -29,10 +32,13 @@ def spark():
         SparkSession.builder.master("local[2]")
         .appName("mlpulse-tests")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "1g")
+        # short-lived JVM: the C1 compiler only, one GC thread (less start-up CPU on 2 cores)
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
