@@ -10,7 +10,8 @@ configuration runs ``--repeats`` times; the figures are medians.
   ``model.log_feedback_batch`` of the labels, into a file store (the baseline);
 * spark local[k]: ``mlspark.profile(model, predictions, labels=labels, ...)`` reading both
   Parquet tables, into a fresh file store: rows/s, rows/s per core, bytes of profiles sent
-  per million rows and the number of requests.
+  per million rows and the number of requests. Each session first profiles 20k rows
+  untimed (JIT and worker start-up; a session's first run is that much slower).
 
     python benchmarks/bench_spark.py                       # 10,000,000 rows
     python benchmarks/bench_spark.py --rows 1000000 --repeats 3
@@ -87,6 +88,7 @@ def spark_run(cores: int, preds: Path, labels: Path, directory: Path, repeats: i
         SparkSession.builder.master(f"local[{cores}]")
         .appName(f"bench-spark-{cores}")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
         .config("spark.driver.memory", "6g")
         .config("spark.sql.session.timeZone", "UTC")
@@ -95,6 +97,13 @@ def spark_run(cores: int, preds: Path, labels: Path, directory: Path, repeats: i
     spark.sparkContext.setLogLevel("ERROR")
     times, reports = [], []
     try:
+        # warm-up (not timed): the JVM's JIT and the Python workers' imports, on 20k rows
+        pulse = mlpulse.connect(":memory:")
+        model = pulse.model("bench_spark", version="v1", **MODEL_KW)
+        first = sorted(preds.glob("*.parquet"))[0]
+        p = spark.read.parquet(str(first)).limit(20_000)
+        mlspark.profile(model, p, id="id", timestamp="timestamp", partitions=cores)
+        pulse.close()
         for run in range(repeats):
             pulse = mlpulse.connect(str(directory / f"spark{cores}-{run}.duckdb"))
             model = pulse.model("bench_spark", version="v1", **MODEL_KW)

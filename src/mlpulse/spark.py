@@ -589,8 +589,8 @@ def profile_arrow(
     or Arrow table of predictions, computed in this process by the code :func:`profile` runs
     in each Spark partition (no Spark needed): for another engine's workers (Dask, Ray), or
     to check a job. A ``label`` column (default: the model's) is each row's label. Send it
-    with ``model.put_profiles(table)``; profiles of several tables merge with
-    :func:`merge_blobs` per key."""
+    with ``model.put_profiles(table)``; the profiles of several tables merge into one import
+    with :func:`merge_parts` (``merge_parts(pa.concat_tables(imports))``)."""
     from .schema import to_arrow
 
     spec: ModelSpec = model.spec
@@ -679,4 +679,7 @@ def stream(
     return writer.start()
 
 
-__all__ = ["Profiler", "SparkReport", "merge_blobs", "profile", "profile_arrow", "sink", "stream"]
+__all__ = [
+    "Profiler", "SparkReport", "merge_blobs", "merge_parts", "profile", "profile_arrow", "sink",
+    "stream",
+]

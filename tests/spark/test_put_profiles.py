@@ -55,6 +55,27 @@ def test_merge_once_per_batch_id(data) -> None:
     pd.testing.assert_frame_equal(a.metrics(**W, step="2h"), b.metrics(**W, step="2h"))
 
 
+def test_merge_parts_of_two_imports_equals_the_engine(data) -> None:
+    """Imports of overlapping buckets (every bucket: rows split at random) merge into one by
+    key (what the driver does with the partitions' profiles); counters are summed."""
+    preds, labels, inline = data
+    a = embedded(preds, labels)
+    b = register(mlpulse.connect(":memory:"))
+    odd = inline.index % 2 == 1
+    halves = [mlspark.profile_arrow(b, inline[m], id="rid", timestamp="ts") for m in (odd, ~odd)]
+    both = pa.concat_tables(halves)
+    merged = mlspark.merge_parts(both)
+    assert merged.num_rows < both.num_rows  # shared keys became one row each
+    b.put_profiles(merged)
+    for kw in ({"step": "1h"}, {"segment": "plan=pro"}):
+        pd.testing.assert_frame_equal(a.metrics(**W, **kw), b.metrics(**W, **kw))
+    pd.testing.assert_frame_equal(a.quality(**W).to_pandas(), b.quality(**W).to_pandas())
+    counter = pa.table({"segment": ["r", "r"], "resolution": ["", ""], "bucket": [0, 0],
+                        "part": [mlspark.QUARANTINED] * 2,
+                        "blob": [(2).to_bytes(8, "big"), (3).to_bytes(8, "big")]})  # fmt: skip
+    assert mlspark.merge_parts(counter).column("blob").to_pylist() == [(5).to_bytes(8, "big")]
+
+
 def test_segments_beyond_the_cap_pool_into_other(data) -> None:
     preds, _labels, _inline = data
     many = preds.assign(plan=[f"p{i % (SEGMENT_CAP + 7):03d}" for i in range(len(preds))])
