@@ -31,8 +31,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._time import from_micros
-
 #: p-value below which a hypothesis test's drift counts (after Benjamini-Hochberg).
 DRIFT_ALPHA = 0.001
 #: Standard deviations between realised and estimated values that count as disagreement.
@@ -57,23 +55,27 @@ def drift_reasons(
     from ..drift.compute import compute_drift
 
     spec = scope.spec
-    columns = [*spec.features, spec.prediction]
+    if not any(counts):
+        return [""] * len(bounds)
+    # one drift call for every window: with a step, its timeline holds one report per window
+    # (each against the same reference, as a call for that window alone would be), reading
+    # the reference and the profiles once instead of once per window
+    report = compute_drift(
+        store,
+        registry,
+        scope,
+        columns=[*spec.features, spec.prediction],
+        mode=mode,
+        thresholds=dict.fromkeys(_TESTS, DRIFT_ALPHA),
+    )
+    windows = report.timeline if scope.step is not None else [report]
     out = []
-    for (lo, hi), n in zip(bounds, counts, strict=True):
+    for window, n in zip(windows, counts, strict=True):
         if not n:
             out.append("")
             continue
-        window = scope.with_window(start=from_micros(lo), end=from_micros(hi))
-        report = compute_drift(
-            store,
-            registry,
-            window,
-            columns=columns,
-            mode=mode,
-            thresholds=dict.fromkeys(_TESTS, DRIFT_ALPHA),
-        )
         drifted = sorted(
-            (c for c in report.columns if c.drifted),
+            (c for c in window.columns if c.drifted),
             key=lambda c: (c.column != spec.prediction, c.p_value if c.is_test else -c.statistic),
         )
         parts = [
