@@ -48,7 +48,6 @@ from datasketches import (
 )
 
 from mlpulse.errors import ConfigError
-from mlpulse.profiles._common import group_mean_m2
 from mlpulse.profiles.categorical import CategoricalState
 from mlpulse.profiles.classification import (
     BinaryState,
@@ -84,18 +83,25 @@ def pack_floats(x: np.ndarray) -> list[Any]:
     """Float64 values as ``[code, bytes]`` in the narrowest form that holds them exactly:
     code -1/-2/-4 signed integers of that width, 4 float32, 8 float64."""
     x = np.ascontiguousarray(x, dtype=np.float64)
+    if not len(x):
+        return [8, b""]
+    first = float(x[0])
+    if not (abs(first) < 2**31 and first.is_integer()) and not (
+        abs(first) < 3e38 and float(np.float32(first)) == first
+    ):
+        return [8, x.tobytes()]  # the usual case for measured values: no narrower form
     bits = x.view(np.int64)
-    if len(x) and bool(np.all(np.abs(x) < 2**31)):
+    top = float(np.abs(x).max())
+    if top < 2**31:
         as_int = x.astype(np.int64)
-        if np.array_equal(as_int.astype(np.float64).view(np.int64), bits):  # -0.0 fails
-            top = int(np.abs(as_int).max())
+        if (as_int.astype(np.float64).view(np.int64) == bits).all():  # -0.0 fails
             width = 1 if top < 2**7 else 2 if top < 2**15 else 4
             return [-width, as_int.astype(f"<i{width}").tobytes()]
-    with np.errstate(over="ignore"):
+    if top < 3e38:  # no overflow to inf in the cast
         single = x.astype(np.float32)
-    if np.array_equal(single.astype(np.float64).view(np.int64), bits):
-        return [4, single.astype("<f4").tobytes()]
-    return [8, x.astype("<f8").tobytes()]
+        if (single.astype(np.float64).view(np.int64) == bits).all():
+            return [4, single.astype("<f4").tobytes()]
+    return [8, x.tobytes()]
 
 
 def unpack_floats(packed: list[Any]) -> np.ndarray:
@@ -132,17 +138,30 @@ def _kll_items(kll: kll_doubles_sketch) -> np.ndarray | None:
     when it has compacted (or a rebuild would differ)."""
     if kll.is_estimation_mode():
         return None
-    held = np.fromiter((value for value, _weight in kll), np.float64)
-    items = held[::-1].copy()  # memory order is the reverse of insertion order
+    n = kll.n
+    blob = bytes(kll.serialize())
+    if n == 0 or len(blob) < 8 * n:
+        return np.zeros(0) if n == 0 else None
+    # uncompacted, the serialised sketch ends with its n values, last inserted first
+    items = np.frombuffer(blob, "<f8", count=n, offset=len(blob) - 8 * n)[::-1].copy()
     rebuilt = kll_doubles_sketch(kll.k)
     rebuilt.update(items)
-    return items if bytes(rebuilt.serialize()) == bytes(kll.serialize()) else None
+    return items if bytes(rebuilt.serialize()) == blob else None
 
 
-def _moments(items: np.ndarray) -> tuple[float, float]:
-    """Mean and m2 of values in row order, computed as :func:`build_numeric` does."""
-    _count, mean, m2 = group_mean_m2(items, np.zeros(len(items), np.int64), 1)
-    return float(mean[0]), float(m2[0])
+def _moments(items: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """Mean and m2 of values in row order (``lo``/``hi`` their min and max) as
+    :func:`build_numeric`'s ``group_mean_m2`` gets them: ``np.bincount`` sums one by one
+    from 0.0, as ``np.add.accumulate`` does from the first term (``+ 0.0`` makes a -0.0 sum
+    what a sum from 0.0 gives; squares are never -0.0). The writer compares bit for bit."""
+    mean = float(np.add.accumulate(items / len(items))[-1]) + 0.0
+    dev = items - mean
+    if max(-lo, hi) < 1e150:  # squares cannot overflow
+        squares = dev * dev
+    else:
+        with np.errstate(over="ignore"):  # deviations near 1e154 square to inf, as np.var
+            squares = dev * dev
+    return mean, float(np.add.accumulate(squares)[-1])
 
 
 def _numeric(s: NumericState) -> list[Any]:
@@ -169,7 +188,7 @@ def _numeric(s: NumericState) -> list[Any]:
     ):
         return [*head, 1, packed]
     if _same(s.min, float(items.min())) and _same(s.max, float(items.max())):
-        mean, m2 = _moments(items)
+        mean, m2 = _moments(items, s.min, s.max)
         if _same(s.mean, mean) and _same(s.m2, m2):  # as built from rows, not yet merged
             return [*head, 5, packed]
         return [*head, 2, s.mean, s.m2, packed]
@@ -199,8 +218,8 @@ def _numeric_back(f: list[Any]) -> NumericState:
         s.min = s.max = s.mean = float(items[0])
         s.m2 = 0.0
     elif form == 5:
-        s.mean, s.m2 = _moments(items)
         s.min, s.max = float(items.min()), float(items.max())
+        s.mean, s.m2 = _moments(items, s.min, s.max)
     elif form == 2:
         s.mean, s.m2 = float(rest[0]), float(rest[1])
         s.min, s.max = float(items.min()), float(items.max())
