@@ -50,7 +50,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ConfigError
 
@@ -123,6 +122,8 @@ def _z(level: float) -> float:
 
 @lru_cache(maxsize=4096)
 def _t(level: float, df: int) -> float:
+    from scipy import stats  # imported when needed: it doubles `import mlpulse`'s time
+
     return float(stats.t.ppf(0.5 + level / 2, df))
 
 
@@ -362,6 +363,8 @@ def _loss_interval(name: str, state: Any, level: float) -> tuple[float, float]:
 def order_statistic_ranks(n: int, q: float, level: float) -> tuple[int, int]:
     """1-based ranks ``(l, u)`` with ``P(X_(l) <= x_q <= X_(u)) >= level`` for any continuous
     distribution (``0`` or ``n + 1`` where that side cannot be bounded with ``n`` rows)."""
+    from scipy import stats
+
     tail = (1 - level) / 2
     lo = int(stats.binom.ppf(tail, n, q))  # rows below the quantile: Binomial(n, q)
     hi = int(stats.binom.ppf(1 - tail, n, q)) + 1
