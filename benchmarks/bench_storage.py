@@ -276,6 +276,10 @@ def run(path: str, days: int, per_day: int, retention: dict | None, seed: int) -
     return series
 
 
+def mb_by_day(series: list[dict]) -> list[float]:
+    return [round(p["file_bytes"] / 2**20, 2) for p in series]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=300_000, help="predictions in all")
@@ -289,6 +293,14 @@ def main() -> None:
     )
     parser.add_argument("--rate-days", type=int, default=1, help="simulated days at each rate")
     parser.add_argument("--batch-minutes", type=int, default=10, help="batch span at each rate")
+    parser.add_argument(
+        "--short-hour-retention",
+        default="",
+        help="also stream into a third file whose hour profiles roll off after this (e.g. 7d)",
+    )
+    parser.add_argument(
+        "--only-short", action="store_true", help="with --short-hour-retention: that file alone"
+    )
     args = parser.parse_args()
     per_day = args.rows // args.days
     work = tempfile.mkdtemp(prefix="bench-storage-")
@@ -298,17 +310,25 @@ def main() -> None:
         for i, rate in enumerate(int(r) for r in args.rates.split(",") if r.strip()):
             path = os.path.join(work, f"rate{i}.duckdb")
             rates.append(rate_run(path, rate, args.rate_days, args.batch_minutes, 7))
-        kept = run(os.path.join(work, "kept.duckdb"), args.days, per_day, None, 1)
-        retained = run(
-            os.path.join(work, "retained.duckdb"),
-            args.days,
-            per_day,
-            {
+        retention = {
+            "raw_retention": args.raw_retention,
+            "profile_retention": {"minute": args.minute_retention, "hour": "400d"},
+        }
+        short = []
+        if args.short_hour_retention:
+            settings = {
                 "raw_retention": args.raw_retention,
-                "profile_retention": {"minute": args.minute_retention, "hour": "400d"},
-            },
-            1,
-        )
+                "profile_retention": {
+                    "minute": args.minute_retention,
+                    "hour": args.short_hour_retention,
+                },
+            }
+            short = run(os.path.join(work, "short.duckdb"), args.days, per_day, settings, 1)
+        if args.only_short:
+            print(json.dumps({"short_hour_file_mb_by_day": mb_by_day(short)}))
+            return
+        kept = run(os.path.join(work, "kept.duckdb"), args.days, per_day, None, 1)
+        retained = run(os.path.join(work, "retained.duckdb"), args.days, per_day, retention, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     last = kept[-1]
@@ -328,8 +348,9 @@ def main() -> None:
         "minute_parts_per_day": last["parts"].get("minute", 0) / args.days,
         "lake_bytes_per_prediction": retained[-1]["lake_bytes"]
         / max(1, retained[-1]["stored"] - retained[-1]["raw_rows"]),
-        "retained_file_mb_by_day": [round(p["file_bytes"] / 2**20, 2) for p in retained],
-        "kept_file_mb_by_day": [round(p["file_bytes"] / 2**20, 2) for p in kept],
+        "retained_file_mb_by_day": mb_by_day(retained),
+        "kept_file_mb_by_day": mb_by_day(kept),
+        "short_hour_file_mb_by_day": mb_by_day(short),
         "maintain_s_median": float(np.median([p.get("maintain_s", 0) for p in retained])),
     }
     summary["kept_layouts_day_last"] = {
@@ -340,7 +361,13 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "storage.json").write_text(
         json.dumps(
-            {"environment": environment(), "summary": summary, "kept": kept, "retained": retained},
+            {
+                "environment": environment(),
+                "summary": summary,
+                "kept": kept,
+                "retained": retained,
+                "short_hour": short,
+            },
             indent=1,
         )  # fmt: skip
     )
