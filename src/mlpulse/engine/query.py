@@ -436,6 +436,7 @@ def _plan(
     ``finest``. The marks are bucket boundaries of the coarser level, so the pieces tile
     ``[lo, hi)`` exactly; edges no stored bucket covers are left to raw rows.
 
+    >>> from mlpulse._time import HOUR, MINUTE
     >>> _plan(0, 3 * HOUR + 30 * MINUTE, "minute", retention.Marks(minute=2 * HOUR))[0]
     [('hour', 0), ('hour', 3600000000), ('hour', 7200000000), ('10min', 10800000000), ('10min', 11400000000), ('10min', 12000000000)]
     """
