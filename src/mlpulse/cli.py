@@ -495,38 +495,8 @@ _STATE_STYLE = {"firing": "bold red", "pending": "yellow", "resolved": "green", 
 
 
 def _table(console: object, frame: object, columns: list[str]) -> None:
-    """Print a frame's ``columns`` as a table (numbers to 4 significant digits)."""
-    import math
-
-    import pandas as pd
-    from rich.console import Console
-    from rich.table import Table
-
-    assert isinstance(console, Console) and isinstance(frame, pd.DataFrame)
-    if frame.empty:
-        console.print("(none)")
-        return
-    table = Table(show_edge=False, header_style="bold")
-    shown = [c for c in columns if c in frame.columns]
-    for column in shown:
-        table.add_column(column, overflow="fold")
-
-    def cell(value: object) -> str:
-        if value is None or value is pd.NA or value is pd.NaT:
-            return ""
-        if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.4g}"
-        if isinstance(value, pd.Timestamp):
-            return value.strftime("%Y-%m-%d %H:%M:%S")
-        return str(value)
-
-    for row in frame[shown].itertuples(index=False):
-        texts = [cell(v) for v in row]
-        style = None
-        if "state" in shown:
-            style = _STATE_STYLE.get(texts[shown.index("state")])
-        table.add_row(*texts, style=style)
-    console.print(table)
+    """Print a frame's ``columns`` as a table, alert states coloured (``oncall._table``)."""
+    oncall._table(console, frame, columns, style_by=("state", _STATE_STYLE))
 
 
 # --------------------------------------------------------------------------- exports
