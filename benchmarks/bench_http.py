@@ -54,7 +54,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(db: Path, profile_workers: int = 1) -> tuple[subprocess.Popen, str]:
+def start_server(
+    db: Path, profile_workers: int = 1, extra: tuple[str, ...] = (), log: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``mlpulse serve`` on a free port of 127.0.0.1 (``extra``: more serve flags; ``log``:
+    a file for its output, else discarded); returns the process and its URL once ready."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -70,9 +74,10 @@ def start_server(db: Path, profile_workers: int = 1) -> tuple[subprocess.Popen, 
             "warning",
             "--profile-workers",
             str(profile_workers),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("ab") if log is not None else subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
