@@ -13,45 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-import time
 from typing import Any
 
 from ..service import Service
 from ..store.alerts import load_notifiers
 from .config import ServerConfig
+from .loop import PeriodicLoop
 
 log = logging.getLogger("mlpulse.alerts")
 
 
-class EvaluationLoop:
-    """A daemon thread calling ``service.evaluate()`` every ``interval`` seconds (the first
-    round at once). Rounds keep to a fixed schedule; one that overruns skips the ticks it
-    missed."""
+class EvaluationLoop(PeriodicLoop):
+    """Calls ``service.evaluate()`` every ``interval`` seconds (the first round at once)."""
+
+    thread_name = "mlpulse-alert-eval"
+    immediate = True
 
     def __init__(self, service: Service, interval: float) -> None:
+        super().__init__(interval)
         self.service = service
-        self.interval = float(interval)
         self.rounds = 0
         self.failures = 0
         self._last_error = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mlpulse-alert-eval", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop after the round in progress (if any); whether the thread ended in time."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
 
     def run_once(self) -> bool:
         """One evaluation round now; whether it succeeded (a failure is logged, once per
@@ -72,15 +55,6 @@ class EvaluationLoop:
         firing = int((frame["state"] == "firing").sum()) if len(frame) else 0
         log.debug("alert evaluation", extra={"pairs": len(frame), "firing": firing})
         return True
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        ticks = 0
-        while not self._stop.is_set():
-            self.run_once()
-            elapsed = time.monotonic() - started
-            ticks = max(ticks + 1, int(elapsed // self.interval) + 1)
-            self._stop.wait(max(0.0, started + ticks * self.interval - time.monotonic()))
 
 
 class _CurrentStore:

@@ -11,38 +11,24 @@ finishes what the last one left.
 from __future__ import annotations
 
 import logging
-import threading
 
 from ..service import Service
+from .loop import PeriodicLoop
 
 log = logging.getLogger("mlpulse.retention")
 
 
-class MaintenanceLoop:
-    """A daemon thread calling ``service.maintain()`` every ``interval`` seconds."""
+class MaintenanceLoop(PeriodicLoop):
+    """Calls ``service.maintain()`` every ``interval`` seconds (the first run one interval
+    after the start)."""
+
+    thread_name = "mlpulse-maintenance"
 
     def __init__(self, service: Service, interval: float) -> None:
+        super().__init__(interval)
         self.service = service
-        self.interval = float(interval)
         self.runs = 0
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mlpulse-maintenance", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop after the run in progress (if any); whether the thread ended in time."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
 
     def run_once(self) -> bool:
         """One maintenance run now; whether it succeeded (failures are logged, not raised)."""
@@ -55,10 +41,6 @@ class MaintenanceLoop:
         self.runs += 1
         log.info("maintenance done", extra=done)
         return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.run_once()
 
 
 __all__ = ["MaintenanceLoop"]
