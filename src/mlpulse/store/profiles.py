@@ -139,7 +139,10 @@ def save_encoded(
             "AND p.key = k.key"
         )
         conn.execute("INSERT INTO profiles SELECT * FROM __new_parts")
-        conn.execute("INSERT OR REPLACE INTO profile_blobs SELECT key, blob FROM __new_blobs")
+        # delete + insert: DuckDB's INSERT OR REPLACE on the primary key cost ~10x as much
+        # (25-70 ms against 5 ms for 90 labeled parts, the parts a late-label batch rewrites)
+        conn.execute("DELETE FROM profile_blobs WHERE key IN (SELECT key FROM __new_blobs)")
+        conn.execute("INSERT INTO profile_blobs SELECT key, blob FROM __new_blobs")
     finally:
         unregister(conn, "__new_parts", "__new_blobs")
     if cache is not None:
