@@ -4,17 +4,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from _server import ServerProcess
 from mlpulse.cli import main
 from mlpulse.service import Service
 
@@ -111,31 +107,10 @@ def test_load_rules_evaluate_list(db, rules, capsys) -> None:
     assert "(none)" in capsys.readouterr().out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_url_reaches_a_running_server(db, rules, capsys) -> None:
-    port = free_port()
-    log = db.with_suffix(".log")
-    with open(log, "ab") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(db), "--port", str(port),
-             "--eval-interval", "1h"],
-            stdout=handle, stderr=handle,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(db, "--eval-interval", "1h").start()
+    url = server.url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         assert main(["alerts", "list", "--db", str(db)]) == 2  # the server owns the file
         assert "server" in capsys.readouterr().err
         assert main(["alerts", "load", str(rules), "--url", url]) == 0
@@ -146,5 +121,4 @@ def test_url_reaches_a_running_server(db, rules, capsys) -> None:
         # (every hour) ran at its start, before the rules existed
         assert "stored 2 rules" in out and table(out)["1"][1:4] == ["acc-low", "churn", "pending"]
     finally:
-        proc.terminate()
-        proc.wait(30)
+        server.stop()

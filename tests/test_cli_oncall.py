@@ -4,18 +4,14 @@ Python API, as tables or JSON, over a database file or a running server."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
 import mlpulse
+from _server import ServerProcess
 from mlpulse.cli import main
 from mlpulse.service import Service
 
@@ -75,21 +71,9 @@ def test_status_over_db_and_url(db, capsys) -> None:
     assert 0.4 < churn["estimate"] < 0.9
     assert rows["reg"]["predictions"] == 0 and rows["reg"]["key_metric"] == "mae"
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(db),
-                             "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(db).start()
+    url = server.url
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
         assert main([*args, "--url", url]) == 0
         remote = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
         for name, row in rows.items():
@@ -99,5 +83,4 @@ def test_status_over_db_and_url(db, capsys) -> None:
             # estimates read KLL sketches (randomised) built in each process: within ~1e-3
             assert remote[name]["estimate"] == pytest.approx(row["estimate"], abs=0.01, nan_ok=True)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()

@@ -5,9 +5,7 @@ scrape is healthy, and PromQL over the stored samples answers the model's accura
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import httpx
 import pytest
 
 import mlpulse
+from _server import ServerProcess, free_port
 from mlpulse._time import from_micros, now_micros
 
 from .test_prometheus_exporter import MINUTE, rows
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.skipif(
     not Path(PROMETHEUS).exists(),
     reason="the prometheus binary is absent (apt-get install -y prometheus)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str, proc: subprocess.Popen, log: Path):
@@ -73,21 +66,11 @@ def served(tmp_path: Path) -> Iterator[str]:
     model.log_batch(frame.drop(columns=["y"]), id="id", timestamp="timestamp")
     model.log_feedback_batch(frame[["id", "y"]].iloc[:300], id="id", label="y")
     pulse.close()
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(db), "--port", str(port),
-             "--log-level", "warning"],
-            stdout=out, stderr=out,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(db, "--log-level", "warning").start()
     try:
-        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 20,
-                   "mlpulse serve", proc, log)  # fmt: skip
-        yield url
+        yield server.url
     finally:
-        stop(proc)
+        server.stop()
 
 
 @pytest.fixture

@@ -4,75 +4,16 @@ against both transports: the embedded store and a remote client of a real server
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import mlpulse
+from _server import ServerProcess, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """``mlpulse serve`` in a child process; kill -9, terminate and restart it."""
-
-    def __init__(self, db: Path, port: int | None = None, *args: str) -> None:
-        self.db = db
-        self.port = port or free_port()
-        self.args = args
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = db.with_suffix(".log")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        command = [sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(self.db),
-                   "--port", str(self.port), *self.args]
-        handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(command, stdout=handle, stderr=handle)
-        handle.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        """kill -9: no shutdown code runs."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        """SIGTERM: the graceful path; returns the exit status."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+__all__ = ["ServerProcess", "free_port"]
 
 
 @pytest.fixture
@@ -83,7 +24,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     def make(
         *args: str, db: Path | None = None, port: int | None = None, start: bool = True
     ) -> ServerProcess:
-        server = ServerProcess(db or tmp_path / f"s{len(started)}.duckdb", port, *args)
+        server = ServerProcess(db or tmp_path / f"s{len(started)}.duckdb", *args, port=port)
         started.append(server)
         return server.start() if start else server
 

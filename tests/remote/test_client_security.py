@@ -9,7 +9,6 @@ import gzip
 import json
 import logging
 import os
-import socket
 import stat
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 import mlpulse
+from _server import free_port
 from mlpulse.cli import main
 from mlpulse.client import remote
 from mlpulse.client.http import HttpSession
@@ -25,12 +25,6 @@ from mlpulse.client.spool import MARKER, REJECTED, DiskSpool, Envelope, server_i
 from mlpulse.errors import ConfigError
 
 BASE = 1767571200.0  # 2026-01-05T00:00:00Z
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def snapshot(root: Path, skip: Path | None = None) -> dict[str, object]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -25,6 +23,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+
+from _server import ServerProcess, free_port
 
 with warnings.catch_warnings():  # starlette's TestClient would rather have httpx2
     warnings.simplefilter("ignore")
@@ -351,58 +351,11 @@ class TestRemoteClient:
 # -- mlpulse serve ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``mlpulse serve`` in a child process."""
+class Server(ServerProcess):
+    """``mlpulse serve`` in a child process (tests/_server.py), logging as text."""
 
     def __init__(self, db: Path, *args: str) -> None:
-        self.db, self.args = db, args
-        self.port = free_port()
-        self.log = db.with_suffix(".log")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(self.db),
-                "--port", str(self.port), "--log-format", "text", *self.args]  # fmt: skip
-
-    def start(self) -> Server:
-        with open(self.log, "ab") as handle:
-            self.proc = subprocess.Popen(self.command(), stdout=handle, stderr=handle)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.terminate()
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+        super().__init__(db, "--log-format", "text", *args)
 
     def get(self, path: str) -> Any:
         return httpx.get(f"{self.url}{API}{path}", timeout=10).json()

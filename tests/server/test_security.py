@@ -14,8 +14,6 @@ import logging
 import os
 import resource
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,70 +27,16 @@ import pandas as pd
 import pytest
 
 import mlpulse
+from _server import ServerProcess, free_port
 from mlpulse.cli import main
 from mlpulse.server.logs import RateLimit, flood_kind
 
 ROWS = {"rows": [{"id": "a", "prediction": 0.9, "x": 1.0}, {"id": "b", "prediction": 0.2, "x": 2.0}]}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``mlpulse serve`` in a child process, optionally under resource limits."""
-
-    def __init__(
-        self, db: Path, *args: str, limits: dict[int, tuple[int, int]] | None = None
-    ) -> None:
-        self.db, self.args, self.limits = db, args, limits or {}
-        self.port = free_port()
-        self.log = db.with_suffix(".log")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        limits = self.limits
-
-        def apply_limits() -> None:
-            for kind, value in limits.items():
-                resource.setrlimit(kind, value)
-
-        command = [sys.executable, "-m", "mlpulse.cli", "serve", "--db", str(self.db),
-                   "--port", str(self.port), *self.args]
-        with open(self.log, "ab") as handle:
-            self.proc = subprocess.Popen(command, stdout=handle, stderr=handle,
-                                         preexec_fn=apply_limits if limits else None)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def connect(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        sock.settimeout(5)
-        return sock
+class Server(ServerProcess):
+    """``mlpulse serve`` in a child process (tests/_server.py), optionally under resource
+    limits (``limits``: ``resource.RLIMIT_*`` to (soft, hard), set in the child only)."""
 
 
 @pytest.fixture
