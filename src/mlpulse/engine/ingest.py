@@ -227,7 +227,7 @@ class Engine:
             clean.type_errors = {c: m[order] for c, m in clean.type_errors.items()}
         conn.register("__batch", batch)
         try:
-            dups = self._duplicates(conn, raw)
+            dups = self._duplicates(conn, raw, batch.column("__id"))
             quarantine = clean.quarantine
             if len(dups["__row"]):
                 dup_rows = np.asarray(dups["__row"], dtype=np.int64)
@@ -302,8 +302,15 @@ class Engine:
         self._stats(conn, spec, "prediction", report)
         return report
 
-    def _duplicates(self, conn, raw: str) -> dict[str, np.ndarray]:
+    def _duplicates(self, conn, raw: str, ids: pa.ChunkedArray) -> dict[str, np.ndarray]:
         """Rows of ``__batch`` whose id is already stored, or repeats an earlier row's id."""
+        if len(pc.unique(ids)) == len(ids):
+            # no id repeats within the batch (the usual case, told in a millisecond by
+            # Arrow): only the semi join against the stored ids is left
+            return conn.execute(
+                f"SELECT b.__row, b.__id, true AS stored FROM __batch b SEMI JOIN {raw} r "
+                "ON r.__id = b.__id ORDER BY b.__row"
+            ).fetchnumpy()
         return conn.execute(
             "WITH repeated AS (SELECT __id FROM __batch GROUP BY __id HAVING count(*) > 1), "
             "later AS (SELECT __row, __id FROM __batch WHERE __id IN (SELECT __id FROM repeated) "
@@ -318,14 +325,20 @@ class Engine:
         """Insert the batch (registered as ``__batch``) into the raw table, applying any
         feedback that arrived before these predictions; return the minutes it labels."""
         raw, pending = raw_table(spec), pending_table(spec)
-        held = query_arrow(
-            conn,
-            f"SELECT p.__id, p.__label, p.__ts FROM {pending} p SEMI JOIN __batch b "
-            "ON b.__id = p.__id QUALIFY row_number() OVER (PARTITION BY p.__id ORDER BY p.__seq DESC) = 1",
+        # no labels held (the usual case: labels follow their predictions): no join to run
+        waiting = conn.execute(f"SELECT count(*) FROM {pending}").fetchall()[0][0]
+        held = (
+            query_arrow(
+                conn,
+                f"SELECT p.__id, p.__label, p.__ts FROM {pending} p SEMI JOIN __batch b "
+                "ON b.__id = p.__id QUALIFY row_number() OVER (PARTITION BY p.__id ORDER BY p.__seq DESC) = 1",
+            )
+            if waiting
+            else None
         )
         columns = [c for c in batch.column_names if c not in ("__row", "__label", "__label_ts")]
         select = "?::VARCHAR AS __version, " + ", ".join(f"b.{quote(c)}" for c in columns)
-        if not held.num_rows:
+        if held is None or not held.num_rows:
             conn.execute(f"INSERT INTO {raw} BY NAME SELECT {select} FROM __batch b", [version])
             return []
         conn.register("__held", held)

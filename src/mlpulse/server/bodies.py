@@ -54,6 +54,13 @@ def media_type(content_type: str | None) -> str:
 async def read_body(request: Any, limits: Limits) -> bytes:
     """The request body, decompressed (``Content-Encoding: gzip``), at most
     ``max_body_bytes`` before and after decompression (413 beyond)."""
+    return decode_body(*await read_encoded(request, limits), limits)
+
+
+async def read_encoded(request: Any, limits: Limits) -> tuple[bytes, str]:
+    """The request body as sent and its content encoding (checked: 415 for one other than
+    gzip), for :func:`decode_body` to decompress off the event loop: inflating a batch takes
+    tens of milliseconds, which on the event loop would stall every other request."""
     limit = limits.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -72,10 +79,16 @@ async def read_body(request: Any, limits: Limits) -> bytes:
     body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
-        return body
+        return body, "identity"
     if encoding not in ("gzip", "x-gzip"):
         raise ApiError(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
-    return gunzip(body, limit)
+    return body, "gzip"
+
+
+def decode_body(body: bytes, encoding: str, limits: Limits) -> bytes:
+    """A body from :func:`read_encoded`, decompressed within ``max_body_bytes`` (zlib
+    releases the GIL while it inflates, so a worker thread does this alongside queries)."""
+    return body if encoding == "identity" else gunzip(body, limits.max_body_bytes)
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -362,9 +375,11 @@ __all__ = [
     "REFERENCE_TYPES",
     "Limits",
     "check_table",
+    "decode_body",
     "gunzip",
     "loads",
     "media_type",
     "parse_table",
     "read_body",
+    "read_encoded",
 ]

@@ -40,6 +40,19 @@ REFERENCE_MEMO_BYTES = 32 * 1024 * 1024
 DEFAULT_MEMORY_LIMIT = "768MB"
 
 
+#: WAL size that triggers DuckDB's automatic checkpoint (its default is 16 MB). Each
+#: checkpoint rewrites every row group that rows were appended to, so under steady ingest of
+#: small batches (20,000 rows, ~5 MB of WAL each) a 16 MB threshold recompressed each raw row
+#: group several times: server CPU per 1,000 rows ingested 13.4-14.0 ms at 16 MB, 10.3 ms
+#: at 128 MB (BENCHMARKS.md, issue 14 part 4). The cost: up to 128 MB of WAL to replay when
+#: a killed server restarts (a few seconds), and as much uncheckpointed data in the buffer pool.
+CHECKPOINT_THRESHOLD = "128MB"
+
+
+def _config() -> dict[str, str]:
+    return {"memory_limit": memory_limit(), "checkpoint_threshold": CHECKPOINT_THRESHOLD}
+
+
 def memory_limit() -> str:
     """DuckDB memory limit: ``$MLPULSE_MEMORY_LIMIT`` (e.g. ``"4GB"``) or 768 MB."""
     return os.environ.get("MLPULSE_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
@@ -189,7 +202,7 @@ class Store:
             parent = os.path.dirname(os.path.abspath(path))
             os.makedirs(parent, exist_ok=True)
         try:
-            self._conn = duckdb.connect(path, config={"memory_limit": memory_limit()})
+            self._conn = duckdb.connect(path, config=_config())
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -360,7 +373,7 @@ class Store:
                 os.replace(target, path)
                 _fsync_dir(os.path.dirname(path))
                 crash_point("compact-swapped")
-                self._conn = duckdb.connect(path, config={"memory_limit": memory_limit()})
+                self._conn = duckdb.connect(path, config=_config())
             return before, os.path.getsize(path)
 
     # -- schema -------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from ..bodies import (
     ARROW_STREAM,
     INGEST_TYPES,
     NDJSON,
+    decode_body,
     media_type,
     parse_table,
-    read_body,
+    read_encoded,
 )
 from ..errors import ApiError, error_responses
 from ..schemas import IngestResult, ProfilesResult, ResourceUsageRequest, StoredResult
@@ -112,10 +113,11 @@ async def ingest_predictions(
     counts. Columns: the id, the prediction, features, optional ``latency_ms``,
     ``trace_id`` and event time (``timestamp`` unless named otherwise)."""
     limits = request.app.state.limits
-    body = await read_body(request, limits)
+    sent, encoding = await read_encoded(request, limits)
     kind = media_type(request.headers.get("content-type"))
 
     def work() -> IngestReport:
+        body = decode_body(sent, encoding, limits)  # in this thread, off the event loop
         svc = service(request)
         spec = svc.spec(name)
         svc.registry.require_version(spec, version)
@@ -166,10 +168,11 @@ async def ingest_feedback(
 ) -> JSONResponse:
     """Store a batch of labels (ground truth) for logged or future predictions."""
     limits = request.app.state.limits
-    body = await read_body(request, limits)
+    sent, encoding = await read_encoded(request, limits)
     kind = media_type(request.headers.get("content-type"))
 
     def work() -> IngestReport:
+        body = decode_body(sent, encoding, limits)  # in this thread, off the event loop
         svc = service(request)
         svc.spec(name)  # an unknown model is a 404 before the body is parsed
         table = parse_table(body, kind, limits, accept=INGEST_TYPES)
@@ -224,10 +227,11 @@ async def ingest_training_features(
     earlier rows of the same ids), compared with serving rows by the skew check. Bodies as
     for predictions."""
     limits = request.app.state.limits
-    body = await read_body(request, limits)
+    sent, encoding = await read_encoded(request, limits)
     kind = media_type(request.headers.get("content-type"))
 
     def work() -> int:
+        body = decode_body(sent, encoding, limits)  # in this thread, off the event loop
         svc = service(request)
         svc.spec(name)
         table = parse_table(body, kind, limits, accept=INGEST_TYPES)
@@ -288,10 +292,11 @@ async def put_profiles(
     a re-run is idempotent; ``replace=false`` merges into the stored buckets, once per
     Idempotency-Key."""
     limits = request.app.state.limits
-    body = await read_body(request, limits)
+    sent, encoding = await read_encoded(request, limits)
     kind = media_type(request.headers.get("content-type"))
 
     def work() -> dict:
+        body = decode_body(sent, encoding, limits)  # in this thread, off the event loop
         svc = service(request)
         spec = svc.spec(name)
         svc.registry.require_version(spec, version)
