@@ -11,7 +11,14 @@ configuration runs ``--repeats`` times; the figures are medians.
 * spark local[k]: ``mlspark.profile(model, predictions, labels=labels, ...)`` reading both
   Parquet tables, into a fresh file store: rows/s, rows/s per core, bytes of profiles sent
   per million rows and the number of requests. Each session first profiles 20k rows
-  untimed (JIT and worker start-up; a session's first run is that much slower).
+  untimed (JIT and worker start-up; a session's first run is that much slower). Each
+  run's report splits the time into the Spark job (``job_seconds``, with the driver's merge)
+  and storing the profiles (``send_seconds``: the store's ``put_profiles``); the duplicate-id
+  check (a small job over the id column) is timed on its own once per session;
+* worker start: the CPU a fresh Python worker spends unpickling the function ``mapInArrow``
+  ships and profiling 50 rows with it (its imports, mostly), before (the profiler pickled
+  by reference: ``import mlpulse`` runs the package's ``__init__``) and after
+  (``mlspark._shipped``: only what profiling imports); medians of 7 interpreters each.
 
     python benchmarks/bench_spark.py                       # 10,000,000 rows
     python benchmarks/bench_spark.py --rows 1000000 --repeats 3
@@ -23,6 +30,8 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -81,6 +90,44 @@ def embedded(preds: Path, labels: Path, directory: Path) -> float:
     return seconds
 
 
+WORKER = r"""
+import pickle, sys, time
+import pyspark.worker, pyarrow  # loaded by the worker before it unpickles a task
+batches = pickle.load(open(sys.argv[2], "rb"))
+payload = open(sys.argv[1], "rb").read()
+t = time.process_time()
+out = list(pickle.loads(payload)(batches))
+print(time.process_time() - t)
+"""
+
+
+def worker_start(preds: Path, directory: Path, runs: int = 7) -> dict[str, float]:
+    """Median CPU seconds of a fresh worker's first call: the profiler pickled by reference
+    (what was shipped before) and through ``mlspark._shipped``."""
+    from pyspark import cloudpickle
+
+    pulse = mlpulse.connect(":memory:")
+    model = pulse.model("bench_spark", version="v1", **MODEL_KW)
+    table = pq.read_table(sorted(preds.glob("*.parquet"))[0]).slice(0, 50)
+    spec = mlspark._spec_for(model, table.schema, {"id", "score", "label", "timestamp"})
+    profiler = mlspark.Profiler(spec, "v1", None, "id", "timestamp", mlspark.now_micros())
+    pulse.close()
+    batches = directory / "batches.pkl"
+    batches.write_bytes(cloudpickle.dumps(table.to_batches()))
+    tasks = {"before": profiler, "after": mlspark._shipped(profiler)}
+    seconds: dict[str, list[float]] = {name: [] for name in tasks}
+    for name, task in tasks.items():
+        (directory / f"{name}.pkl").write_bytes(cloudpickle.dumps(task))
+    for _ in range(runs):
+        for name in tasks:
+            out = subprocess.run(
+                [sys.executable, "-c", WORKER, str(directory / f"{name}.pkl"), str(batches)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            seconds[name].append(float(out.stdout.split()[-1]))
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
 def spark_run(cores: int, preds: Path, labels: Path, directory: Path, repeats: int):
     from pyspark.sql import SparkSession
 
@@ -104,6 +151,12 @@ def spark_run(cores: int, preds: Path, labels: Path, directory: Path, repeats: i
         p = spark.read.parquet(str(first)).limit(20_000)
         mlspark.profile(model, p, id="id", timestamp="timestamp", partitions=cores)
         pulse.close()
+        from pyspark.sql import functions
+
+        t0 = time.perf_counter()
+        mlspark._mark_repeats(spark.read.parquet(str(preds)), "id", functions)
+        check = time.perf_counter() - t0
+        progress(f"local[{cores}] duplicate-id check: {check:.2f} s")
         for run in range(repeats):
             pulse = mlpulse.connect(str(directory / f"spark{cores}-{run}.duckdb"))
             model = pulse.model("bench_spark", version="v1", **MODEL_KW)
@@ -120,7 +173,7 @@ def spark_run(cores: int, preds: Path, labels: Path, directory: Path, repeats: i
             progress(f"local[{cores}] run {run + 1}: {times[-1]:.1f} s, {report}")
     finally:
         spark.stop()
-    return times, reports
+    return times, reports, check
 
 
 def main() -> None:
@@ -144,6 +197,8 @@ def main() -> None:
         for run in range(repeats):
             base.append(embedded(preds, labels, tmp / f"e{run}"))
             progress(f"embedded run {run + 1}: {base[-1]:.1f} s ({n / base[-1]:,.0f} rows/s)")
+        start = worker_start(preds, tmp)
+        progress(f"worker start (CPU s): {start}")
         runs = {}
         for cores in (1, 2):
             runs[cores] = spark_run(cores, preds, labels, tmp, repeats)
@@ -154,8 +209,10 @@ def main() -> None:
         "repeats": repeats,
         "embedded_s": base_s,
         "embedded_rows_per_s": n / base_s,
+        "worker_start_cpu_s_before": start["before"],
+        "worker_start_cpu_s_after": start["after"],
     }
-    for cores, (times, reports) in runs.items():
+    for cores, (times, reports, check) in runs.items():
         median = statistics.median(times)
         report = reports[0]
         if report.received != n or report.stored != n:
@@ -169,6 +226,9 @@ def main() -> None:
                 f"spark{cores}_bytes_per_million_rows": report.bytes_sent / n * 1e6,
                 f"spark{cores}_requests": report.requests,
                 f"spark{cores}_parts": report.parts,
+                f"spark{cores}_job_s": statistics.median(r.job_seconds for r in reports),
+                f"spark{cores}_send_s": statistics.median(r.send_seconds for r in reports),
+                f"spark{cores}_duplicate_check_s": check,
             }
         )
     metrics["speedup_2_over_1_cores"] = metrics["spark1_s"] / metrics["spark2_s"]  # type: ignore[operator]

@@ -27,6 +27,8 @@ works without it; calling a function that needs Spark raises a clear error.
 
 from __future__ import annotations
 
+import pickle
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Internal column names added to the rows a partition profiles.
 ID, LABEL, LABEL_TS = "__mlpulse_id", "__mlpulse_label", "__mlpulse_label_ts"
+#: Columns added to the predictions when an id occurs more than once: each row's place in the
+#: input (``monotonically_increasing_id``) and whether its id repeats (null: it does not).
+ORDER, REPEATED = "__mlpulse_order", "__mlpulse_repeated"
 #: Columns of the label check's output: a quarantine reason and the number of labels a row of
 #: that reason stands for (each partition's rejected labels are summarised by reason).
 REASON, COUNT = "__mlpulse_reason", "__mlpulse_count"
@@ -94,7 +99,9 @@ class SparkReport:
     """What a run profiled and sent: ``received == stored + quarantined`` rows of
     predictions; ``labeled`` predictions carry a label; ``reasons`` counts quarantined
     rows (predictions and labels) by reason; ``bytes_sent`` is the size of the profiles
-    sent to the store, in ``requests`` requests."""
+    sent to the store, in ``requests`` requests. ``job_seconds``: the Spark job (with the
+    driver's merge of shared parts); ``send_seconds``: storing the profiles (the store's
+    ``put_profiles``, in process or over HTTP)."""
 
     received: int = 0
     stored: int = 0
@@ -108,6 +115,8 @@ class SparkReport:
     bytes_sent: int = 0
     duplicate: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
+    job_seconds: float = 0.0
+    send_seconds: float = 0.0
 
 
 # -- what runs in the partitions (plain Python, testable without Spark) ---------------------
@@ -134,8 +143,15 @@ class Profiler:
         parts: dict[tuple, Any] = {}
         counts: Counter[tuple[str, str]] = Counter()
         pending: list[pa.RecordBatch] = []
+        held: list[pa.RecordBatch] = []  # rows whose id repeats: profiled last, together
         rows = 0
         for batch in batches:
+            if batch.num_rows and REPEATED in batch.schema.names:
+                repeats = pc.fill_null(batch.column(REPEATED), False)
+                if pc.any(repeats).as_py():
+                    held.append(batch.filter(repeats))
+                    batch = batch.filter(pc.invert(repeats))
+                batch = batch.select([c for c in batch.schema.names if c not in (ORDER, REPEATED)])
             if batch.num_rows == 0:
                 continue
             pending.append(batch)
@@ -145,9 +161,28 @@ class Profiler:
                 pending, rows = [], 0
         if pending:
             self.chunk(pa.Table.from_batches(pending), parts, counts)
+        if held:
+            for table in self.by_id(pa.Table.from_batches(held).drop_columns([REPEATED])):
+                self.chunk(table, parts, counts)
         out = output(parts, counts)
         for start in range(0, max(out.num_rows, 1), OUTPUT_ROWS):
             yield out.slice(start, OUTPUT_ROWS)
+
+    def by_id(self, table: pa.Table) -> Iterator[pa.Table]:
+        """Rows whose id repeats (all of their id's rows: Spark partitions them by id), in
+        chunks of whole ids, sorted by id and input order."""
+        table = table.take(pc.sort_indices(table, [(self.id, "ascending"), (ORDER, "ascending")]))
+        n = table.num_rows
+        if n <= self.chunk_rows:
+            yield table
+            return
+        ids = table.column(self.id).combine_chunks()
+        starts = np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1
+        targets = np.arange(self.chunk_rows, n, self.chunk_rows)
+        at = np.searchsorted(starts, targets)
+        cuts = np.unique(np.concatenate([[0], starts[at[at < len(starts)]], [n]]))
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            yield table.slice(int(lo), int(hi - lo))
 
     def chunk(self, table: pa.Table, parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> None:
         """Count the label check's summary rows, profile the predictions."""
@@ -182,7 +217,8 @@ class Profiler:
 
         spec = self.spec
         labels = table.column(LABEL) if LABEL in table.column_names else None
-        drop = [c for c in (LABEL, LABEL_TS, ID) if c in table.column_names]
+        order = table.column(ORDER) if ORDER in table.column_names else None
+        drop = [c for c in (LABEL, LABEL_TS, ID, ORDER, REPEATED) if c in table.column_names]
         table = table.drop_columns(drop)
         clean = validate_predictions(
             table, spec, self.version, id_col=self.id, ts_col=self.timestamp, now=self.now
@@ -191,6 +227,13 @@ class Profiler:
         counts.update((QUARANTINED, reason) for reason in clean.quarantine.reasons)
         batch = clean.table
         errors = clean.type_errors
+        if order is not None and batch.num_rows:
+            keep = first_of_each_id(batch.column("__id"), order.take(batch.column("__row")))
+            if not keep.all():
+                reason = f"model {spec.name!r}: duplicate id within the batch"
+                counts[(QUARANTINED, reason)] += int((~keep).sum())
+                batch = batch.filter(pa.array(keep))
+                errors = {c: m[keep] for c, m in errors.items()}
         if labels is not None:
             kept = labels.take(batch.column("__row"))
             label_type = pa.string() if spec.task == "multiclass" else pa.float64()
@@ -220,6 +263,18 @@ class Profiler:
         for key, value in fresh.items():
             short = key[1:]  # (segment, resolution, bucket, part): the version is known
             parts[short] = value if short not in parts else merge_part(key[4], parts[short], value)
+
+
+def first_of_each_id(ids: Any, order: Any) -> np.ndarray:
+    """Which rows are the first of their id by ``order`` (what the embedded engine keeps of
+    a batch: the earliest valid row of each id; the later ones are duplicates)."""
+    codes = pc.dictionary_encode(pa.chunked_array(ids).combine_chunks()).indices.to_numpy()
+    rank = pa.chunked_array(order).combine_chunks().to_numpy(zero_copy_only=False)
+    sorted_rows = np.lexsort((rank, codes))
+    grouped = codes[sorted_rows]
+    keep = np.zeros(len(codes), dtype=bool)
+    keep[sorted_rows[np.r_[True, grouped[1:] != grouped[:-1]]]] = True
+    return keep
 
 
 def output(parts: dict[tuple, Any], counts: Counter[tuple[str, str]]) -> pa.RecordBatch:
@@ -294,6 +349,46 @@ class LabelChecker:
                 ],  # fmt: skip
                 names=[ID, LABEL, LABEL_TS, REASON, COUNT],
             )
+
+
+def _shipped(task: Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]) -> Any:
+    """``task`` as the function ``mapInArrow`` ships to the Python workers.
+
+    The function is pickled by value and holds ``task`` as pickle bytes, so a worker
+    unpickles it without importing mlpulse; when it runs, it imports the modules that
+    profiling needs (:mod:`mlpulse.spark`, the engine's validation and profiling, the
+    profiles: numpy and pyarrow) but not the package's ``__init__`` (the client, store,
+    server and display modules, DuckDB, jinja2: ~0.3 s of CPU per worker). The ``mlpulse``
+    package module is set up without running its ``__init__``, which runs the first time
+    one of the package's own names (``mlpulse.connect``, …) is asked for in that worker."""
+    state = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pickle
+        import sys
+
+        if "mlpulse" not in sys.modules:
+            import importlib
+            import importlib.util
+
+            spec = importlib.util.find_spec("mlpulse")
+            assert spec is not None and spec.loader is not None
+            package = importlib.util.module_from_spec(spec)
+
+            def complete(name: str) -> Any:
+                if not name.startswith("__") and importlib.util.find_spec(f"mlpulse.{name}"):
+                    return importlib.import_module(f"mlpulse.{name}")  # a submodule
+                if name.startswith("__") and name not in ("__version__", "__all__"):
+                    raise AttributeError(name)
+                del package.__getattr__  # the package's own names: run its __init__ now
+                spec.loader.exec_module(package)  # type: ignore[union-attr]
+                return getattr(package, name)
+
+            package.__getattr__ = complete  # type: ignore[method-assign]
+            sys.modules["mlpulse"] = package
+        return pickle.loads(state)(batches)
+
+    return run
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -374,6 +469,7 @@ def _profiles(
         )
     exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
     spec = _spec_for(model, schema, exclude)
+    predictions = _mark_repeats(predictions, id, F)
     rows = predictions
     if labels is not None:
         ts = label_timestamp or (timestamp if timestamp in labels.columns else None)
@@ -389,7 +485,7 @@ def _profiles(
                               "or integers")  # fmt: skip
         label_type = "string" if spec.task == "multiclass" else "double"
         checked = labels.select(id, label, ts).mapInArrow(
-            LabelChecker(spec, id, label, ts, now),
+            _shipped(LabelChecker(spec, id, label, ts, now)),
             f"{ID} string, {LABEL} {label_type}, {LABEL_TS} long, {REASON} string, {COUNT} long",
         )
         # valid labels: the latest per id (its count is null); rejected: one row per reason,
@@ -409,12 +505,26 @@ def _profiles(
     else:
         if label in predictions.columns:  # labels inline (an already joined table or stream)
             rows = predictions.withColumn(LABEL, F.col(label))
-    if timestamp is not None:
-        rows = _by_hour(rows, timestamp, partitions, F)
+    if timestamp is not None or REPEATED in rows.columns:
+        rows = _by_hour(rows, id, timestamp, partitions, F)
     profiler = Profiler(spec, model.version, None, id, timestamp, now)
     if LABEL in rows.columns and labels is None:
         profiler = _InlineLabels(spec, model.version, None, id, timestamp, now, label=label)
-    return merge_parts(_to_arrow(rows.mapInArrow(profiler, _schema_ddl())))
+    return merge_parts(_to_arrow(rows.mapInArrow(_shipped(profiler), _schema_ddl())))
+
+
+def _mark_repeats(predictions: DataFrame, id: str, F: Any) -> DataFrame:
+    """``predictions`` as they are when every id is unique (the usual case; finding out is
+    a small job over the id column); otherwise with each row's place in the input
+    (:data:`ORDER`) and :data:`REPEATED` true on the rows whose id repeats: the profilers
+    keep the first valid row of each id, as the embedded engine does within a batch."""
+    dups = predictions.where(F.col(id).isNotNull()).groupBy(id).count().where(F.col("count") > 1)
+    if dups.isEmpty():
+        return predictions
+    marks = dups.select(F.col(id), F.lit(True).alias(REPEATED))
+    return predictions.withColumn(ORDER, F.monotonically_increasing_id()).join(
+        marks, on=id, how="left"
+    )
 
 
 def merge_parts(table: pa.Table) -> pa.Table:
@@ -455,24 +565,36 @@ def _schema_ddl() -> str:
     return "segment string, resolution string, bucket long, part string, blob binary"
 
 
-def _by_hour(rows: DataFrame, timestamp: str, partitions: int | None, F: Any) -> DataFrame:
+def _by_hour(
+    rows: DataFrame, id: str, timestamp: str | None, partitions: int | None, F: Any
+) -> DataFrame:
     """Rows hash-partitioned by their event hour and sorted by it (then the timestamp)
     within each partition, so that each partition holds whole hours, a bucket's profile
     comes from one partition, a partition's chunks hold consecutive hours (only their day
     parts and the boundary hour's parts merge) and arrive in time order (no re-sort in
-    Python). Only an optimisation: the merges make any partitioning correct."""
-    dtype = dict(rows.dtypes)[timestamp]
-    column = F.col(timestamp)
-    if dtype.startswith("timestamp"):
-        hour = F.floor(F.unix_micros(column.cast("timestamp")) / 3_600_000_000)
-    elif dtype in ("string",):
-        hour = F.substring(column, 1, 13)
-    elif dtype == "date":
-        hour = column
-    else:  # numbers: seconds since the epoch
-        hour = F.floor(column.cast("double") / 3600)
-    n = partitions or rows.sparkSession.sparkContext.defaultParallelism
-    return rows.repartition(max(int(n), 1), hour).sortWithinPartitions(hour, column)
+    Python). Only an optimisation: the merges make any partitioning correct. Rows whose id
+    repeats (:data:`REPEATED`) are partitioned by id instead: all rows of an id meet in
+    one partition, which keeps the first."""
+    n = max(int(partitions or rows.sparkSession.sparkContext.defaultParallelism), 1)
+    if timestamp is None:
+        hour = column = F.col(ORDER)  # no event time: spread the rows
+    else:
+        dtype = dict(rows.dtypes)[timestamp]
+        column = F.col(timestamp)
+        if dtype.startswith("timestamp"):
+            hour = F.floor(F.unix_micros(column.cast("timestamp")) / 3_600_000_000)
+        elif dtype in ("string",):
+            hour = F.substring(column, 1, 13)
+        elif dtype == "date":
+            hour = column
+        else:  # numbers: seconds since the epoch
+            hour = F.floor(column.cast("double") / 3600)
+    key = hour
+    if REPEATED in rows.columns:
+        key = F.when(F.col(REPEATED), F.concat(F.lit("id "), F.col(id).cast("string"))).otherwise(
+            F.concat(F.lit("hour "), hour.cast("string"))
+        )
+    return rows.repartition(n, key).sortWithinPartitions(hour, column)
 
 
 @dataclass(frozen=True)
@@ -541,7 +663,9 @@ def _send(model: Any, table: pa.Table, replace: bool, batch_id: str | None, repo
 def _run(model: Any, predictions: DataFrame, *, replace: bool, batch_id: str | None,
          **options: Any) -> SparkReport:  # fmt: skip
     report = SparkReport()
+    started = time.perf_counter()
     table = _profiles(model, predictions, report=report, **options)
+    report.job_seconds = time.perf_counter() - started
     counters = pc.is_in(table.column("part"), pa.array(COUNTERS))
     for reason, part, blob in zip(
         *(table.filter(counters).column(c).to_pylist() for c in ("segment", "part", "blob")),
@@ -558,7 +682,9 @@ def _run(model: Any, predictions: DataFrame, *, replace: bool, batch_id: str | N
             report.labels_quarantined += n
     parts = table.filter(pc.invert(counters))
     _count_rows(parts, report)
+    started = time.perf_counter()
     _send(model, parts, replace, batch_id, report)
+    report.send_seconds = time.perf_counter() - started
     return report
 
 
@@ -590,7 +716,9 @@ def profile_arrow(
     in each Spark partition (no Spark needed): for another engine's workers (Dask, Ray), or
     to check a job. A ``label`` column (default: the model's) is each row's label. Send it
     with ``model.put_profiles(table)``; the profiles of several tables merge into one import
-    with :func:`merge_parts` (``merge_parts(pa.concat_tables(imports))``)."""
+    with :func:`merge_parts` (``merge_parts(pa.concat_tables(imports))``). Of rows that
+    share an id, the first valid one is profiled and the later ones are duplicates (as in
+    one ``log_batch``), within this table."""
     from .schema import to_arrow
 
     spec: ModelSpec = model.spec
@@ -598,6 +726,13 @@ def profile_arrow(
     label = label or spec.label
     exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
     spec = _spec_for(model, arrow.schema, exclude)
+    if id in arrow.column_names and arrow.num_rows:
+        counts = pc.value_counts(arrow.column(id).drop_null())
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        if len(repeated):
+            flags = pc.is_in(arrow.column(id), value_set=repeated)
+            arrow = arrow.append_column(ORDER, pa.array(np.arange(arrow.num_rows), pa.int64()))
+            arrow = arrow.append_column(REPEATED, flags)
     now = now_micros()
     profiler: Profiler = Profiler(spec, model.version, None, id, timestamp, now)
     if label in arrow.column_names:

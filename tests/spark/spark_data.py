@@ -65,3 +65,17 @@ def embedded(preds: pd.DataFrame, labels: pd.DataFrame | None):
     if labels is not None:
         model.log_feedback_batch(labels.sort_values("ts"), id="rid", label="y", timestamp="ts")
     return model
+
+
+def duplicated() -> pd.DataFrame:
+    """The predictions with repeated ids, as a lake may hold them: 25 rows delivered again
+    (later in the input, other scores, some two hours later: another partition), one of them
+    three times, and a valid row for ``r3``, whose first row is quarantined (so the later
+    one is that id's first valid row and is kept)."""
+    preds, _labels, _inline = frames()
+    again = preds.iloc[10:35].assign(score=lambda d: 1.0 - d.score)
+    again.loc[again.index[::2], "ts"] += pd.Timedelta("2h")
+    again = again[again.ts < W["end"]]
+    fixed = preds.iloc[[3]].assign(score=0.25)
+    third = preds.iloc[[12]].assign(score=0.5)
+    return pd.concat([preds.iloc[:200], again, preds.iloc[200:], fixed, third], ignore_index=True)

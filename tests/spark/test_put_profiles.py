@@ -4,20 +4,24 @@ buckets, equal the embedded engine's, and bad imports get clear errors on both t
 
 from __future__ import annotations
 
+import json
+import pickle
 import subprocess
 import sys
 
 import pandas as pd
 import pyarrow as pa
 import pytest
-from spark_data import START, W, embedded, frames, register
+from spark_data import START, W, duplicated, embedded, frames, register
 from starlette.testclient import TestClient
 
 import mlpulse
 from mlpulse import spark as mlspark
 from mlpulse.errors import ConfigError
+from mlpulse.profiles.bucket import decode_part
 from mlpulse.schema import SEGMENT_CAP
 from mlpulse.server import ServerConfig, create_app
+from mlpulse.store.profiles import blob_key
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,13 @@ def test_profile_arrow_equals_the_engine(data) -> None:
     table = mlspark.profile_arrow(b, inline, id="rid", timestamp="ts")
     first = b.put_profiles(table)
     assert first["rows"] == len(inline) - 1 and not first["duplicate"] and first["replaced"] == 0
+    # each part replaced a bucket: stored as the bytes sent (decoded to check, not re-encoded)
+    service = b._pulse.service
+    stored = dict(service.store.fetch_all("SELECT key, blob FROM profile_blobs"))
+    model_id = service.registry.get("churn").model_id
+    sent = {blob_key(model_id, ("v1", s, r, k, p)): blob for s, r, k, p, blob in
+            zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)}  # fmt: skip
+    assert {k: stored.get(k) for k in sent} == sent  # (the reference is stored too)
     for _ in range(2):
         for kw in ({"step": "1h"}, {"segment": "plan=pro"}, {}):
             pd.testing.assert_frame_equal(a.metrics(**W, **kw), b.metrics(**W, **kw))
@@ -149,3 +160,55 @@ def test_module_imports_without_pyspark() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'mlpulse[spark]'" in out.stdout
     assert START is not None
+
+
+def test_duplicate_ids_are_kept_once_as_the_engine_keeps_them(data) -> None:
+    """The first valid row of each id is profiled; later ones are quarantined as duplicates
+    (a row whose first occurrence is invalid is kept): counts equal one ``log_batch``."""
+    _preds, labels, inline = data
+    dups = duplicated()
+    a = embedded(dups, labels)
+    stored = a.metrics(["count"], **W)["count"].item()
+    b = register(mlpulse.connect(":memory:"))
+    with_labels = dups.merge(inline[["rid", "y"]], on="rid", how="left")  # each id's latest
+    table = mlspark.profile_arrow(b, with_labels, id="rid", timestamp="ts")
+    assert b.put_profiles(table)["rows"] == stored == dups.rid.nunique()
+    for kw in ({"step": "1h"}, {"segment": "plan=pro"}):
+        pd.testing.assert_frame_equal(a.metrics(**W, **kw), b.metrics(**W, **kw))
+
+
+WORKER = r"""
+import json, pickle, sys
+task, batches = pickle.load(open(sys.argv[1], "rb"))
+out = [b for b in task(batches)]
+heavy = sorted(m for m in ("duckdb", "mlpulse.client", "mlpulse.store", "mlpulse.server",
+                           "mlpulse.display", "mlpulse.service") if m in sys.modules)
+pickle.dump(out, open(sys.argv[2], "wb"))
+import mlpulse  # the package's own names still work in that worker
+print(json.dumps({"heavy": heavy, "connect": mlpulse.connect(":memory:").path}))
+"""
+
+
+def test_the_function_spark_ships_imports_only_what_profiling_needs(data, tmp_path) -> None:
+    """What ``mapInArrow`` runs, unpickled in a fresh interpreter as a Python worker does:
+    no client, store, server or DuckDB imported; the same profiles as in process."""
+    cloudpickle = pytest.importorskip("pyspark.cloudpickle")
+    preds, _labels, _inline = data
+    b = register(mlpulse.connect(":memory:"))
+    arrow = pa.Table.from_pandas(preds, preserve_index=False)
+    spec = mlspark._spec_for(b, arrow.schema, {"rid", "score", "y", "ts"})
+    profiler = mlspark.Profiler(spec, "v1", None, "rid", "ts", mlspark.now_micros())
+    (tmp_path / "task.pkl").write_bytes(
+        cloudpickle.dumps((mlspark._shipped(profiler), arrow.to_batches(max_chunksize=100)))
+    )
+    out = subprocess.run([sys.executable, "-c", WORKER, tmp_path / "task.pkl", tmp_path / "out.pkl"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    answer = json.loads(out.stdout.splitlines()[-1])
+    assert answer == {"heavy": [], "connect": ":memory:"}, out.stderr[-2000:]
+    shipped = pa.Table.from_batches(pickle.loads((tmp_path / "out.pkl").read_bytes()))
+    here = pa.Table.from_batches(list(profiler(arrow.to_batches(max_chunksize=100))))
+    key = ["segment", "resolution", "bucket", "part"]
+    assert shipped.select(key).equals(here.select(key))
+    core = [i for i, p in enumerate(here.column("part").to_pylist()) if p == "core"]
+    assert [decode_part("core", shipped.column("blob")[i].as_py()).n for i in core] == [
+        decode_part("core", here.column("blob")[i].as_py()).n for i in core]  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from spark_data import W, embedded, frames, register
+from spark_data import W, duplicated, embedded, frames, register
 from starlette.testclient import TestClient
 
 import mlpulse
@@ -70,6 +70,23 @@ def test_quality_and_sketch_drift_equal_the_engine(runs) -> None:
     # categorical tests read exact counts
     assert np.allclose(da.statistic[~numeric], db.statistic[~numeric], rtol=1e-12)
     assert list(da.drifted) == list(db.drifted)
+
+
+def test_duplicate_ids_are_profiled_once_as_the_engine_keeps_them(spark, data) -> None:
+    """Repeated ids (some in other hours, one three times, one whose first row is invalid):
+    the first valid row of each id is profiled, the rest are quarantined as duplicates, as
+    one ``log_batch`` of the same rows does; labels join to the row kept."""
+    _sp, sl, _preds, labels, _inline = data
+    dups = duplicated()
+    a = embedded(dups, labels)
+    b = register(mlpulse.connect(":memory:"))
+    report = mlspark.profile(b, spark.createDataFrame(dups), labels=sl, id="rid", timestamp="ts")
+    assert (report.received, report.stored) == (len(dups), dups.rid.nunique())
+    repeats = report.reasons["model 'churn': duplicate id within the batch"]
+    assert repeats == report.quarantined - 1 == len(dups) - dups.rid.nunique() - 1
+    for kw in ({"step": "1h"}, {"segment": "plan=pro"}):
+        pd.testing.assert_frame_equal(a.metrics(METRICS, **W, **kw), b.metrics(METRICS, **W, **kw))
+    pd.testing.assert_frame_equal(a.quality(**W).to_pandas(), b.quality(**W).to_pandas())
 
 
 def test_a_rerun_after_more_labels_updates_the_buckets(spark, data) -> None:

@@ -12,6 +12,10 @@ micro-batch a no-op.
 Segment values are admitted here, as the engine admits them at ingest (up to the cap, in
 sorted order); the slices of values that do not fit are merged into ``column=__other__``.
 Feature columns the model does not know yet are added, with the kind their states show.
+
+Every part is decoded and checked; a part that is stored as it came (not pooled into
+``__other__`` with another slice, not merged into a stored part) is stored as the bytes
+received, not re-encoded.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ import pyarrow as pa
 
 from .._time import RESOLUTIONS
 from ..errors import ConfigError
-from ..profiles.bucket import CORE, FEATURES, LABELED, CoreState, decode_part, merge_part
+from ..profiles.bucket import (
+    CORE,
+    FEATURES,
+    LABELED,
+    CoreState,
+    decode_part,
+    encode_part,
+    merge_part,
+    part_rows,
+)
 from ..profiles.categorical import CategoricalState
 from ..profiles.classification import BinaryState, MulticlassState
 from ..profiles.numeric import NumericState
@@ -110,8 +123,11 @@ def _check_state(spec: ModelSpec, part: str, value: Any, where: str) -> dict[str
     return kinds
 
 
-def decode(spec: ModelSpec, version: str, table: pa.Table) -> tuple[dict[Key, Any], dict[str, str]]:
-    """Decoded parts keyed as stored, and the new feature columns with their kinds.
+def decode(
+    spec: ModelSpec, version: str, table: pa.Table, blobs: dict[Key, bytes] | None = None
+) -> tuple[dict[Key, Any], dict[str, str]]:
+    """Decoded parts keyed as stored, and the new feature columns with their kinds (and,
+    into ``blobs`` when given, each part's bytes as received).
 
     Every row is checked: resolution, part, bucket alignment, segment column, duplicate keys,
     the bytes and the state types, each error naming the model and the row."""
@@ -155,23 +171,37 @@ def decode(spec: ModelSpec, version: str, table: pa.Table) -> tuple[dict[Key, An
         new.update({c: k for c, k in _check_state(spec, part, value, where).items()
                     if c not in spec.features})  # fmt: skip
         parts[key] = value
+        if blobs is not None:
+            blobs[key] = blob
     return parts, new
 
 
 def pool_segments(
-    parts: dict[Key, Any], admitted: dict[str, set[str]]
+    parts: dict[Key, Any], admitted: dict[str, set[str]], pooled: set[Key] | None = None
 ) -> dict[Key, Any]:
-    """Slices of segment values outside ``admitted`` merged into ``column=__other__``."""
-    out: dict[Key, Any] = {}
-    for (version, segment, resolution, bucket, part), value in sorted(
-        parts.items(), key=lambda item: item[0][1]
-    ):
+    """Slices of segment values outside ``admitted`` merged into ``column=__other__``.
+
+    A part that keeps its key alone is passed on as it is (not copied); the keys that
+    received a merge are added to ``pooled`` when given."""
+    targets: dict[Key, list[Key]] = {}
+    for key in sorted(parts, key=lambda k: k[1]):
+        version, segment, resolution, bucket, part = key
         if segment:
             column, _, name = segment.partition("=")
             if name != OTHER_SEGMENT and name not in admitted.get(column, set()):
                 segment = f"{column}={OTHER_SEGMENT}"
-        key = (version, segment, resolution, bucket, part)
-        out[key] = merge_part(part, out.get(key), value)
+        targets.setdefault((version, segment, resolution, bucket, part), []).append(key)
+    out: dict[Key, Any] = {}
+    for target, sources in targets.items():
+        if sources == [target]:
+            out[target] = parts[target]
+            continue
+        value = None
+        for source in sources:
+            value = merge_part(target[4], value, parts[source])
+        out[target] = value
+        if pooled is not None:
+            pooled.add(target)
     return out
 
 
@@ -197,26 +227,40 @@ def rows_of(parts: dict[Key, Any]) -> int:
 
 
 def save(
-    conn, store: Any, spec: ModelSpec, parts: dict[Key, Any], replace: bool
+    conn,
+    store: Any,
+    spec: ModelSpec,
+    parts: dict[Key, Any],
+    replace: bool,
+    blobs: dict[Key, bytes] | None = None,
 ) -> int:
     """Write the (pooled) parts: replacing the buckets they cover, or merged into what is
-    stored. Returns the stored parts dropped by a replacement."""
+    stored. A part whose bytes are in ``blobs`` is stored as those bytes (they decode to it)
+    unless it is merged with a stored part. Returns the stored parts dropped by a
+    replacement."""
+    blobs = blobs or {}
     if replace:
         covered = {(k[2], k[3]) for k in parts}
-        versions = {k[0] for k in parts}
         dropped = 0
-        for version in sorted(versions):
-            mine = {k: v for k, v in parts.items() if k[0] == version}
+        for version in sorted({k[0] for k in parts}):
             dropped += profile_store.replace_buckets(
-                conn, spec.model_id, version, covered, mine, store.blobs
+                conn, spec.model_id, version, covered, {}, store.blobs
             )
-        return dropped
-    stored = profile_store.load(conn, spec.model_id, parts.keys(), store.blobs)
-    merged = dict(parts)
-    for key, value in stored.items():
-        merged[key] = merge_part(key[4], value, parts[key])
-    profile_store.save(conn, spec.model_id, merged, store.blobs)
-    return 0
+        merged = parts
+    else:
+        stored = profile_store.load(conn, spec.model_id, parts.keys(), store.blobs)
+        merged = dict(parts)
+        for key, value in stored.items():
+            merged[key] = merge_part(key[4], value, parts[key])
+        blobs = {k: b for k, b in blobs.items() if k not in stored}
+        dropped = 0
+    profile_store.save_encoded(
+        conn,
+        spec.model_id,
+        {k: (part_rows(k[4], v), blobs.get(k) or encode_part(k[4], v)) for k, v in merged.items()},
+        store.blobs,
+    )
+    return dropped
 
 
 def bucket_count(parts: dict[Key, Any]) -> int:
@@ -237,7 +281,8 @@ def put_profiles(
     (profiled rows), ``parts`` and ``buckets`` stored, ``replaced`` (stored parts dropped)
     and ``duplicate`` (a batch id seen before: nothing was written)."""
     table = as_table(spec.name, profiles)
-    parts, new = decode(spec, version, table)
+    received: dict[Key, bytes] = {}
+    parts, new = decode(spec, version, table, received)
 
     def done(report: Any) -> dict[str, Any]:
         return {"rows": report.received, "parts": report.stored, "buckets": 0,
@@ -254,8 +299,10 @@ def put_profiles(
             column: engine.registry.admit_segment_values(conn, spec, column, values)
             for column, values in seen_segments(parts, spec).items()
         }
-        pooled = pool_segments(parts, admitted)
-        dropped = save(conn, engine.store, spec, pooled, replace)
+        merged: set[Key] = set()
+        pooled = pool_segments(parts, admitted, merged)
+        as_received = {k: received[k] for k in pooled if k not in merged and k in received}
+        dropped = save(conn, engine.store, spec, pooled, replace, as_received)
         rows = rows_of(pooled)
         if batch_id is not None:
             engine._remember(
