@@ -11,6 +11,7 @@ the restart (not before its ``for``), as the same alert, with one notification q
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -76,11 +77,23 @@ def fill(service: Service) -> None:
     service.log_feedback_batch("churn", pd.DataFrame({"id": rows.id, "y": y}), label="y")
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[TestClient, Service]]:
-    service = Service.open(":memory:")
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file holding ``fill``'s model, built once for the module."""
+    db = tmp_path_factory.mktemp("filled") / "churn.duckdb"
+    service = Service.open(str(db))
     fill(service)
-    with TestClient(create_app(ServerConfig(db=":memory:"), service)) as client:
+    service.close()
+    return db
+
+
+@pytest.fixture
+def served(filled: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Service]]:
+    """The app over a fresh copy of ``filled`` per test (tests write rules and silences)."""
+    db = tmp_path / "served.duckdb"
+    shutil.copy(filled, db)
+    service = Service.open(str(db))
+    with TestClient(create_app(ServerConfig(db=str(db)), service)) as client:
         yield client, service
     service.close()
 
