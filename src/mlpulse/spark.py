@@ -513,6 +513,19 @@ def _profiles(
     return merge_parts(_to_arrow(rows.mapInArrow(_shipped(profiler), _schema_ddl())))
 
 
+def mark_repeats(table: pa.Table, id: str) -> pa.Table:
+    """An Arrow table of predictions as :func:`_mark_repeats` marks a DataFrame (the input
+    order is the table's)."""
+    if id not in table.column_names or not table.num_rows:
+        return table
+    counts = pc.value_counts(table.column(id).drop_null())
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if not len(repeated):
+        return table
+    table = table.append_column(ORDER, pa.array(np.arange(table.num_rows), pa.int64()))
+    return table.append_column(REPEATED, pc.is_in(table.column(id), value_set=repeated))
+
+
 def _mark_repeats(predictions: DataFrame, id: str, F: Any) -> DataFrame:
     """``predictions`` as they are when every id is unique (the usual case; finding out is
     a small job over the id column); otherwise with each row's place in the input
@@ -726,13 +739,7 @@ def profile_arrow(
     label = label or spec.label
     exclude = {id, spec.prediction, label, *((timestamp,) if timestamp else ())}
     spec = _spec_for(model, arrow.schema, exclude)
-    if id in arrow.column_names and arrow.num_rows:
-        counts = pc.value_counts(arrow.column(id).drop_null())
-        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-        if len(repeated):
-            flags = pc.is_in(arrow.column(id), value_set=repeated)
-            arrow = arrow.append_column(ORDER, pa.array(np.arange(arrow.num_rows), pa.int64()))
-            arrow = arrow.append_column(REPEATED, flags)
+    arrow = mark_repeats(arrow, id)
     now = now_micros()
     profiler: Profiler = Profiler(spec, model.version, None, id, timestamp, now)
     if label in arrow.column_names:

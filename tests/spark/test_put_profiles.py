@@ -11,6 +11,7 @@ import sys
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from spark_data import START, W, duplicated, embedded, frames, register
 from starlette.testclient import TestClient
@@ -175,6 +176,19 @@ def test_duplicate_ids_are_kept_once_as_the_engine_keeps_them(data) -> None:
     assert b.put_profiles(table)["rows"] == stored == dups.rid.nunique()
     for kw in ({"step": "1h"}, {"segment": "plan=pro"}):
         pd.testing.assert_frame_equal(a.metrics(**W, **kw), b.metrics(**W, **kw))
+    # a partition's rows of repeated ids in chunks of a few rows: chunks end between ids
+    marked = mlspark.mark_repeats(pa.Table.from_pandas(dups, preserve_index=False), "rid")
+    spec = mlspark._spec_for(b, marked.schema, {"rid", "score", "y", "ts"})
+    small = mlspark.Profiler(spec, "v1", None, "rid", "ts", mlspark.now_micros(), chunk_rows=7)
+    held = marked.filter(marked.column(mlspark.REPEATED))
+    chunks = list(small.by_id(held.drop_columns([mlspark.REPEATED])))
+    ids = [set(c.column("rid").to_pylist()) for c in chunks]
+    assert len(chunks) > 3 and sum(map(len, ids)) == len(set().union(*ids))  # whole ids
+    assert sum(c.num_rows for c in chunks) == held.num_rows
+    out = pa.Table.from_batches(list(small(marked.to_batches(max_chunksize=50))))
+    counters = out.filter(pc.equal(out.column("part"), mlspark.QUARANTINED))
+    assert sum(int.from_bytes(b, "big") for b in counters.column("blob").to_pylist()) == (
+        len(dups) - dups.rid.nunique())  # fmt: skip
 
 
 WORKER = r"""
