@@ -157,6 +157,25 @@ class TestQuarantinedPredictions:
             binary_model.metrics(["count"], start="2026-01-05", end="2026-01-06")["n"].iloc[0] == 7
         )
 
+    def test_duplicate_ids_stored_and_repeated_in_one_batch(self, binary_model):
+        """Both duplicate checks in one batch (the within-batch one runs only when Arrow
+        finds a repeat): each row gets its own reason, in batch order."""
+        binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
+        rows = good_rows(6)
+        rows["id"] = ["ok0", "x", "x", "ok1", "y", "ok1"]
+        report = binary_model.log_batch(pd.DataFrame(rows), id="id", timestamp="ts")
+        check_report(report, 6, 2, 4)
+        q = binary_model.quarantined().sort_values("batch_row")
+        assert q["batch_row"].tolist() == [0, 2, 3, 5]
+        assert q["id"].tolist() == ["ok0", "x", "ok1", "ok1"]
+        stored = ["already stored" in r for r in q["reason"]]
+        assert stored == [True, False, True, True]
+        assert "within the batch" in q["reason"].iloc[1]
+        unique = binary_model.log_batch(
+            pd.DataFrame({**good_rows(2), "id": ["z1", "z2"]}), id="id", timestamp="ts"
+        )
+        check_report(unique, 2, 2, 0)
+
     def test_batch_whose_segment_column_is_all_null(self, binary_model):
         binary_model.log_batch(pd.DataFrame(good_rows()), id="id", timestamp="ts")
         frame = pa.table(
