@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +21,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+
+from _server import ServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -67,61 +65,11 @@ def browser_available() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``mlpulse serve`` on ``db`` in a child process."""
+class Server(ServerProcess):
+    """``mlpulse serve`` on ``db`` in a child process (tests/_server.py), logging warnings."""
 
     def __init__(self, db: Path, *args: str) -> None:
-        self.db, self.args = db, args
-        self.port = free_port()
-        self.log = db.with_suffix(".log")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        command = [
-            sys.executable,
-            "-m",
-            "mlpulse.cli",
-            "serve",
-            "--db",
-            str(self.db),
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            *self.args,
-        ]
-        with open(self.log, "ab") as handle:
-            self.proc = subprocess.Popen(command, stdout=handle, stderr=handle)
-        deadline = time.monotonic() + 240  # a loaded CI machine: imports and startup
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        super().__init__(db, "--log-level", "warning", *args)
 
 
 def log_hostile_model(db: str) -> None:
@@ -215,9 +163,11 @@ def server(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     started.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per module, with a fresh profile."""
+    """One headless Chromium for the session, with a fresh profile. Every test gets a new
+    page (``tab``); the modules' servers listen on different ports, so a key one page kept
+    in sessionStorage (per page and origin) never reaches another module's pages."""
     reason = browser_available()
     if reason:
         pytest.skip(reason)
