@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 #: how long a server may take to answer /readyz (imports on a loaded 2-core machine)
-START_TIMEOUT = 120.0
+START_TIMEOUT = 240.0
 POLL = 0.02
 
 
