@@ -49,7 +49,7 @@ DEFAULT_MEMORY_LIMIT = "768MB"
 CHECKPOINT_THRESHOLD = "128MB"
 
 
-def _config() -> dict[str, str]:
+def _config() -> dict[str, str | bool | int | float | list[str]]:
     return {"memory_limit": memory_limit(), "checkpoint_threshold": CHECKPOINT_THRESHOLD}
 
 
