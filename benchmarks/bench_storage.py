@@ -181,11 +181,22 @@ def empty_file_bytes(work: str) -> int:
 
 
 EMPTY = {"bytes": 0}
+SKIP_BEFORE = False
 
 
-def sizes(pulse, stored: int) -> dict:
-    """Bytes per stored prediction now and in the layout before, from the same states."""
+def sizes(pulse, stored: int, before: bool = True) -> dict:
+    """Bytes per stored prediction now and in the layout before, from the same states
+    (``before=False``: now only, without decoding every blob)."""
     store = pulse.service.store
+    if not before:
+        _before, compacted = store.compact()
+        raw = table_bytes(pulse, ["raw_1", "feedback_1"])
+        return {
+            "stored": stored,
+            "raw_bytes_per_prediction": raw / stored,
+            "file_bytes_per_prediction_compacted": {"now": (compacted - EMPTY["bytes"]) / stored},
+            "file_bytes_compacted": compacted,
+        }
     shares = layouts(pulse)
     by_part = shares.pop("by_part")
     _before, compacted = store.compact()
@@ -271,7 +282,7 @@ def run(path: str, days: int, per_day: int, retention: dict | None, seed: int) -
         series.append(point)
         print(json.dumps({"with_retention": bool(retention), **point}), flush=True)
     if retention is None:  # the file that keeps everything: now and before, same states
-        series[-1]["layouts"] = sizes(pulse, days * per_day)
+        series[-1]["layouts"] = sizes(pulse, days * per_day, before=not SKIP_BEFORE)
     pulse.close()
     return series
 
@@ -301,7 +312,24 @@ def main() -> None:
     parser.add_argument(
         "--only-short", action="store_true", help="with --short-hour-retention: that file alone"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="stream only these files, e.g. kept or retained,short (one process per file "
+        "runs them side by side); the summary covers what ran",
+    )
+    parser.add_argument(
+        "--skip-before",
+        action="store_true",
+        help="at the end, compact the kept file without re-encoding it in the earlier layout",
+    )
     args = parser.parse_args()
+    global SKIP_BEFORE
+    SKIP_BEFORE = args.skip_before
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if args.only_short:
+        only = {"short"}
+    wanted = lambda name: not only or name in only  # noqa: E731
     per_day = args.rows // args.days
     work = tempfile.mkdtemp(prefix="bench-storage-")
     rates = []
@@ -314,8 +342,8 @@ def main() -> None:
             "raw_retention": args.raw_retention,
             "profile_retention": {"minute": args.minute_retention, "hour": "400d"},
         }
-        short = []
-        if args.short_hour_retention:
+        short: list[dict] = []
+        if args.short_hour_retention and wanted("short"):
             settings = {
                 "raw_retention": args.raw_retention,
                 "profile_retention": {
@@ -324,42 +352,59 @@ def main() -> None:
                 },
             }
             short = run(os.path.join(work, "short.duckdb"), args.days, per_day, settings, 1)
-        if args.only_short:
-            print(json.dumps({"short_hour_file_mb_by_day": mb_by_day(short)}))
-            return
-        kept = run(os.path.join(work, "kept.duckdb"), args.days, per_day, None, 1)
-        retained = run(os.path.join(work, "retained.duckdb"), args.days, per_day, retention, 1)
+        kept = (
+            run(os.path.join(work, "kept.duckdb"), args.days, per_day, None, 1)
+            if wanted("kept")
+            else []
+        )
+        retained = (
+            run(os.path.join(work, "retained.duckdb"), args.days, per_day, retention, 1)
+            if wanted("retained")
+            else []
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    last = kept[-1]
-    blob_total = sum(last["blob_bytes"].values())
-    summary = {
-        "rows": per_day * args.days,
-        "days": args.days,
-        "rows_per_day": per_day,
-        "file_mb_without_retention": last["file_bytes"] / 2**20,
-        "file_mb_with_retention": retained[-1]["file_bytes"] / 2**20,
-        "lake_mb_with_retention": retained[-1]["lake_bytes"] / 2**20,
-        "bytes_per_prediction_file_without_retention": last["file_bytes"] / last["stored"],
-        "profile_blob_bytes_per_prediction": blob_total / last["stored"],
-        "profile_blob_share_by_resolution": {
-            k: v / blob_total for k, v in sorted(last["blob_bytes"].items())
-        },
-        "minute_parts_per_day": last["parts"].get("minute", 0) / args.days,
-        "lake_bytes_per_prediction": retained[-1]["lake_bytes"]
-        / max(1, retained[-1]["stored"] - retained[-1]["raw_rows"]),
-        "retained_file_mb_by_day": mb_by_day(retained),
-        "kept_file_mb_by_day": mb_by_day(kept),
-        "short_hour_file_mb_by_day": mb_by_day(short),
-        "maintain_s_median": float(np.median([p.get("maintain_s", 0) for p in retained])),
-    }
-    summary["kept_layouts_day_last"] = {
-        k: v for k, v in last.get("layouts", {}).items() if k != "blob_bytes_per_prediction_by_part"
-    }
+    summary: dict = {"rows": per_day * args.days, "days": args.days, "rows_per_day": per_day}
+    if kept:
+        last = kept[-1]
+        blob_total = sum(last["blob_bytes"].values())
+        summary.update(
+            {
+                "file_mb_without_retention": last["file_bytes"] / 2**20,
+                "bytes_per_prediction_file_without_retention": last["file_bytes"] / last["stored"],
+                "profile_blob_bytes_per_prediction": blob_total / last["stored"],
+                "profile_blob_share_by_resolution": {
+                    k: v / blob_total for k, v in sorted(last["blob_bytes"].items())
+                },
+                "minute_parts_per_day": last["parts"].get("minute", 0) / args.days,
+                "kept_file_mb_by_day": mb_by_day(kept),
+                "kept_layouts_day_last": {
+                    k: v
+                    for k, v in last.get("layouts", {}).items()
+                    if k != "blob_bytes_per_prediction_by_part"
+                },
+            }
+        )
+    for name, series in (("retained", retained), ("short_hour", short)):
+        if series:
+            end = series[-1]
+            summary.update(
+                {
+                    f"{name}_file_mb_by_day": mb_by_day(series),
+                    f"{name}_file_mb": end["file_bytes"] / 2**20,
+                    f"{name}_lake_mb": end["lake_bytes"] / 2**20,
+                    f"{name}_lake_bytes_per_prediction": end["lake_bytes"]
+                    / max(1, end["stored"] - end["raw_rows"]),
+                    f"{name}_maintain_s_median": float(
+                        np.median([p.get("maintain_s", 0) for p in series])
+                    ),
+                }
+            )
     summary["rates"] = rates
     print(json.dumps(summary, indent=2))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "storage.json").write_text(
+    suffix = "-" + "-".join(sorted(only)) if only else ""
+    (RESULTS / f"storage{suffix}.json").write_text(
         json.dumps(
             {
                 "environment": environment(),
