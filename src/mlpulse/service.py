@@ -935,10 +935,11 @@ class Service:
     def maintain(self, now: Any = None) -> dict[str, Any]:
         """Apply the retention policy now (``now``: the instant it counts back from, default
         the current time): raw rows past ``raw_retention`` to the Parquet lake (or deleted),
-        minute and hour profiles past their retention deleted, the file compacted when that
-        freed enough. Returns what was done (rows archived or deleted, lake files written,
-        profile parts deleted, whether it compacted, file bytes before and after, seconds)
-        and the policy applied."""
+        and the feedback audit rows received before the same cut-off with them, minute and
+        hour profiles past their retention deleted, the file compacted when that freed
+        enough. Returns what was done (raw and feedback rows archived or deleted, lake files
+        written, profile parts deleted, whether it compacted, file bytes before and after,
+        seconds) and the policy applied."""
         report = retention_store.maintain(self.store, self.retention, now=now)
         return {**report.to_dict(), **self.retention.describe()}
 

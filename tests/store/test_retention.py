@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from unittest import mock
 
 import duckdb
 import numpy as np
@@ -43,11 +44,29 @@ def rows(n: int = 6_000, seed: int = 3, names: tuple[str, str] = ("ios", "web"))
 
 
 def fill(pulse, data: pd.DataFrame, name: str = "churn"):
+    """Predictions, then labels for the first 80 %: each day's labels arrive together at
+    01:00 the next day (simulated arrival clock: ``__received_at`` of the audit log)."""
     model = pulse.model(name, task="binary", prediction="score", label="y", segments=["channel"])
     model.log_batch(data.drop(columns="y"), timestamp="ts")
     labeled = data.iloc[: int(len(data) * 0.8)]
-    model.log_feedback_batch({"id": labeled["id"], "y": labeled["y"]})
+    for day, part in labeled.groupby(labeled["ts"].dt.floor("D")):
+        arrival = (day + pd.Timedelta(days=1, hours=1)).tz_localize(None).to_pydatetime()
+        with mock.patch("mlpulse.engine.ingest._naive_now", return_value=arrival):
+            model.log_feedback_batch({"id": part["id"], "y": part["y"]})
     return model
+
+
+#: The raw retention's cut-off at NOW (5d, whole UTC days): feedback received before it leaves.
+CUTOFF = NOW - pd.Timedelta(days=5)
+
+
+def audit(store, paths: list[str]) -> tuple[list[tuple], list[tuple]]:
+    """``(__id, __label, __received_at)`` of the feedback audit rows in ``paths`` (lake files)
+    and in the file, sorted."""
+    select = "SELECT __id, __label, __received_at FROM "
+    archived = duckdb.sql(f"{select} read_parquet({paths!r})").fetchall() if paths else []
+    hot = store.fetch_all(f"{select} feedback_1")
+    return sorted(archived), sorted(hot)
 
 
 def queries(model) -> list[pd.DataFrame]:
@@ -150,6 +169,52 @@ class TestParquetLake:
         assert report["compacted"] is True
         assert os.path.getsize(pulse.path) < 0.7 * size
 
+    def test_feedback_audit_log_moves_to_the_lake(self, maintained) -> None:
+        """Audit rows received before the cut-off are in feedback files, once; the rest stay."""
+        pulse, model, data, *_rest, report = maintained
+        labeled = data.iloc[: int(len(data) * 0.8)]
+        arrival = labeled["ts"].dt.floor("D") + pd.Timedelta(days=1, hours=1)
+        old = labeled[arrival < CUTOFF]
+        assert 0 < len(old) < len(labeled)
+        assert report["archived_feedback_rows"] == len(old)
+        assert report["deleted_feedback_rows"] == 0
+        store = pulse.service.store
+        found = [p for p, _c, _v in lake.files(store, model.spec, kind=lake.FEEDBACK)]
+        assert found and all("/model=churn/feedback/date=2026-01-0" in p for p in found)
+        archived, hot = audit(store, found)
+        naive = CUTOFF.tz_localize(None)
+        assert all(at < naive for _i, _l, at in archived)
+        assert sorted(i for i, _l, _a in archived) == sorted(old["id"])
+        first = [row for row in hot if row[2] < pd.Timestamp("2026-06-01")]  # the fill's
+        assert all(at >= naive for _i, _l, at in first)
+        assert sorted(i for i, _l, _a in [*archived, *first]) == sorted(labeled["id"])
+        labels = dict(zip(labeled["id"], labeled["y"].astype(float), strict=True))
+        assert all(label == labels[i] for i, label, _a in archived)
+        # the current label of an archived row's prediction is still on its raw row
+        raw = [p for p, _c, _v in lake.files(store, model.spec)]
+        on_rows = dict(
+            duckdb.sql(f"SELECT __id, __label FROM read_parquet({raw!r})").fetchall()
+            + store.fetch_all("SELECT __id, __label FROM raw_1")
+        )
+        assert all(on_rows[i] == labels[i] for i in old["id"])
+
+    def test_raw_readers_never_see_feedback_files(self, maintained) -> None:
+        pulse, model, data, *_rest = maintained
+        store = pulse.service.store
+        kinds = dict(store.fetch_all("SELECT kind, count(*) FROM lake_files GROUP BY kind"))
+        assert set(kinds) == {"raw", "feedback"}
+        raw = lake.files(store, model.spec)
+        assert len(raw) == kinds["raw"] and not any("/feedback/" in p for p, _c, _v in raw)
+        source = lake.raw_source(store, model.spec, None, None)
+        assert "read_parquet" in source and "/feedback/" not in source
+        # a Hive glob of the raw layout does not match the feedback folder either
+        root = pulse.path + ".lake"
+        globbed = duckdb.sql(
+            f"SELECT count(*) FROM read_parquet('{root}/model=*/version=*/date=*/*.parquet')"
+        ).fetchall()[0][0]
+        assert globbed == int((data["ts"] < CUTOFF).sum())
+        assert model.metrics(["count"], start=START, end=NOW)["count"].item() == len(data)
+
     def test_late_label_after_roll_off(self, maintained) -> None:
         """A label for a hot row whose minute profile is gone rebuilds its hour exactly."""
         _pulse, model, data, *_rest = maintained
@@ -185,8 +250,15 @@ class TestDeleteMode:
         with mlpulse.connect(path, raw_archive="delete", **SETTINGS) as pulse:
             model = fill(pulse, rows(2_000))
             before = model.metrics(METRICS, start=START, end=NOW, step="1d")
+            received = pulse.service.store.fetch_all("SELECT __received_at FROM feedback_1")
             report = pulse.maintain(now=NOW)
             assert report["deleted_rows"] > 0 and report["archived_rows"] == 0
+            old = sum(at < CUTOFF.tz_localize(None) for (at,) in received)
+            assert 0 < old < len(received)
+            assert report["deleted_feedback_rows"] == old
+            assert report["archived_feedback_rows"] == report["lake_files"] == 0
+            left = pulse.service.store.fetch_all("SELECT __received_at FROM feedback_1")
+            assert sorted(left) == sorted(r for r in received if r[0] >= CUTOFF.tz_localize(None))
             assert not os.path.exists(path + ".lake")
             pd.testing.assert_frame_equal(
                 before, model.metrics(METRICS, start=START, end=NOW, step="1d")
@@ -241,6 +313,28 @@ class TestPolicy:
             )
 
 
+class TestMigration:
+    """A lake written before migration 8 (no ``kind`` column) reads as raw files."""
+
+    def test_old_manifest_is_raw(self, tmp_path) -> None:
+        path = str(tmp_path / "pulse.duckdb")
+        with mlpulse.connect(path, **SETTINGS) as pulse:
+            model = pulse.model("churn", task="binary", prediction="score", label="y")
+            model.log_batch(rows(400).drop(columns=["y", "channel"]), timestamp="ts")
+            pulse.maintain(now=NOW)
+            before = model.metrics(["count"], start=START, end="2026-01-01T00:00:30")
+        with duckdb.connect(path) as conn:  # as migration 7 left it
+            conn.execute("ALTER TABLE lake_files DROP COLUMN kind")
+            conn.execute("DELETE FROM schema_migrations WHERE version = 8")
+        with mlpulse.connect(path, **SETTINGS) as pulse:
+            store = pulse.service.store
+            assert store.fetch_all("SELECT DISTINCT kind FROM lake_files") == [("raw",)]
+            model = pulse.model("churn")
+            assert lake.files(store, model.spec)
+            after = model.metrics(["count"], start=START, end="2026-01-01T00:00:30")
+            pd.testing.assert_frame_equal(before, after)
+
+
 def _maintain_in_child(path: str, step: str | None) -> None:
     """Run maintenance in a forked process (modules already imported: quick), to be killed
     with SIGKILL at ``step``."""
@@ -252,8 +346,9 @@ def _maintain_in_child(path: str, step: str | None) -> None:
     os._exit(0)
 
 
-STEPS = ["lake-written", "lake-renamed", "archive-before-commit", "profiles-before-commit",
-         "compact-copied", "compact-swapped"]  # fmt: skip
+STEPS = ["lake-written", "lake-renamed", "archive-before-commit",
+         "feedback:lake-written", "feedback:lake-renamed", "feedback:archive-before-commit",
+         "profiles-before-commit", "compact-copied", "compact-swapped"]  # fmt: skip
 
 
 class TestCrashSafety:
@@ -265,6 +360,7 @@ class TestCrashSafety:
         with mlpulse.connect(path, **SETTINGS) as pulse:
             model = fill(pulse, data)
             before = model.metrics(METRICS, start=START, end=NOW, step="1d")
+            logged = audit(pulse.service.store, [])[1]
         # each run is killed the first time it reaches its step (a real SIGKILL: no
         # cleanup, no checkpoint), so each starts from what the last one left
         fork = multiprocessing.get_context("fork")
@@ -281,8 +377,11 @@ class TestCrashSafety:
                             .fetchnumpy()["__id"].tolist() if paths else [])  # fmt: skip
                 hot = store.fetch_arrow("SELECT __id FROM raw_1").column(0).to_pylist()
                 assert sorted([*archived, *hot]) == sorted(data["id"]), step
+                feedback = [p for p, _c, _v in lake.files(store, model.spec, kind=lake.FEEDBACK)]
+                in_lake, in_file = audit(store, feedback)
+                assert sorted([*in_lake, *in_file]) == logged, step
                 after = model.metrics(METRICS, start=START, end=NOW, step="1d")
                 pd.testing.assert_frame_equal(before, after)
-        assert archived and not os.path.exists(path + ".compact")
+        assert archived and in_lake and not os.path.exists(path + ".compact")
         on_disk = {os.path.join(d, f) for d, _s, fs in os.walk(path + ".lake") for f in fs}
-        assert on_disk == set(paths)  # leftovers of the killed runs were swept
+        assert on_disk == {*paths, *feedback}  # leftovers of the killed runs were swept

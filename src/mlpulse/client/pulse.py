@@ -149,7 +149,8 @@ class Pulse:
     def maintain(self, now: Any = None) -> dict[str, Any]:
         """Run retention and compaction now (the server also runs them on a schedule):
         raw rows older than ``raw_retention`` move to the Parquet lake beside the database
-        (or are deleted), minute and hour profiles past their retention are deleted, and the
+        (or are deleted), and so do feedback audit rows received before the same cut-off,
+        minute and hour profiles past their retention are deleted, and the
         file is compacted. ``now`` is the instant retention counts back from (default: the
         current time). Returns what was done; see docs/storage.md."""
         self._check_open()

@@ -261,4 +261,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        8,
+        "retention: the lake also takes the feedback audit log (lake_files.kind)",
+        [
+            # what a lake file holds: 'raw' (raw rows, model=/version=/date=) or 'feedback'
+            # (the feedback audit log, model=/feedback/date=); readers of one never see the
+            # other. Files of migration 7 are raw.
+            "ALTER TABLE lake_files ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'raw'",
+        ],
+    ),
 ]

@@ -7,6 +7,7 @@ A :class:`RetentionPolicy` says how long each tier stays in the database file:
 tier        default    after that
 ==========  =========  ===================================================================
 raw rows    ``30d``    moved to Parquet files beside the database (:mod:`.lake`), or deleted
+feedback    as raw     the feedback audit log, by arrival time: moved or deleted like raw rows
 minute      ``7d``     minute and 10-minute profiles deleted (hour buckets hold the same)
 hour        ``400d``   hour profiles deleted (day buckets hold the same)
 day         never
@@ -14,8 +15,11 @@ day         never
 
 Every bucket of a coarser resolution is stored from the start as the merge of the finer
 ones (:mod:`mlpulse.engine.profiling`), so rolling the finer ones off changes no window that
-the coarser buckets tile. :func:`maintain` does the work in small transactions (a chunk of
-at most ``chunk_rows`` raw rows, one day of profile buckets), each of which records how far
+the coarser buckets tile. The feedback audit log (``feedback_<id>``: every accepted label
+with its arrival time) follows the raw retention by ``__received_at``; the current label of
+each prediction lives on its raw row, so nothing a query reads leaves with it.
+:func:`maintain` does the work in small transactions (a chunk of at most ``chunk_rows`` raw
+or feedback rows, one day of profile buckets), each of which records how far
 it got (``retention_marks``); queries read the marks to choose the finest resolution that
 still exists at each instant (:func:`marks`). A crash between transactions loses nothing
 and duplicates nothing: see :mod:`.lake` for the order of file writes and commits.
@@ -31,12 +35,15 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._time import DAY, HOUR, MINUTE, align_down, now_micros, parse_duration, to_micros
 from ..errors import ConfigError
 from ..schema import ModelSpec
 from .database import Store
+
+if TYPE_CHECKING:
+    from .lake import Kind
 
 log = logging.getLogger("mlpulse.retention")
 
@@ -196,6 +203,10 @@ class MaintenanceReport:
 
     archived_rows: int = 0
     deleted_rows: int = 0
+    #: rows of the feedback audit log moved to the lake / deleted
+    archived_feedback_rows: int = 0
+    deleted_feedback_rows: int = 0
+    #: lake files written (raw and feedback)
     lake_files: int = 0
     profile_parts_deleted: int = 0
     compacted: bool = False
@@ -214,8 +225,9 @@ def maintain(
     now: Any = None,
     compact: bool | None = None,
 ) -> MaintenanceReport:
-    """Apply ``policy`` now: move or delete old raw rows, roll off old profiles, and compact
-    the file when enough of it is free (``compact=True`` always, ``False`` never).
+    """Apply ``policy`` now: move or delete old raw rows and feedback audit rows, roll off old
+    profiles, and compact the file when enough of it is free (``compact=True`` always,
+    ``False`` never).
 
     ``now`` (default: the current time) is the instant retention counts back from. Work is
     done in small transactions, so ingest and queries wait at most for one chunk.
@@ -238,7 +250,9 @@ def maintain(
         stored = _stored(store, specs)
         for spec in specs:
             if policy.raw is not None:
-                _raw_tier(store, spec, policy, align_down(at - policy.raw, DAY), report)
+                cutoff = align_down(at - policy.raw, DAY)
+                for kind in lake.KINDS:
+                    _lake_tier(store, spec, policy, kind, cutoff, report)
             if policy.minute is not None:
                 cutoff = align_down(at - policy.minute, HOUR)
                 report.profile_parts_deleted += _roll_off(store, spec, _SUB_HOUR, "minute", cutoff)
@@ -248,7 +262,13 @@ def maintain(
         if store.path != ":memory:":
             with store.lock:  # fold the write-ahead log in, so free blocks show
                 store.checkpoint()
-        removed = report.archived_rows + report.deleted_rows + report.profile_parts_deleted
+        removed = (
+            report.archived_rows
+            + report.deleted_rows
+            + report.archived_feedback_rows
+            + report.deleted_feedback_rows
+            + report.profile_parts_deleted
+        )
         # deletes leave row groups half empty, which DuckDB counts as used blocks: what was
         # removed says more about what a rewrite gains than the free blocks do
         worth = removed >= COMPACT_REMOVED_FRACTION * stored or (
@@ -266,13 +286,13 @@ def maintain(
 
 
 def _stored(store: Store, specs: list[ModelSpec]) -> int:
-    """Raw rows and profile parts in the file (what a compaction is weighed against)."""
-    from .registry import raw_table
+    """Raw rows, feedback rows and profile parts in the file (what a compaction is weighed
+    against)."""
+    from .lake import KINDS
 
     total = 0
-    for sql in [f"SELECT count(*) FROM {raw_table(spec)}" for spec in specs] + [
-        "SELECT count(*) FROM profiles"
-    ]:
+    tables = [kind.table(spec) for spec in specs for kind in KINDS]
+    for sql in [*(f"SELECT count(*) FROM {t}" for t in tables), "SELECT count(*) FROM profiles"]:
         row = store.fetch_one(sql)
         total += int(row[0]) if row else 0
     return total
@@ -303,46 +323,66 @@ def _chunks(counts: list[tuple[str, int, int]], limit: int) -> list[tuple[str, i
     return out
 
 
-def _raw_tier(
-    store: Store, spec: ModelSpec, policy: RetentionPolicy, cutoff: int, report: MaintenanceReport
+def _lake_tier(
+    store: Store,
+    spec: ModelSpec,
+    policy: RetentionPolicy,
+    kind: Kind,
+    cutoff: int,
+    report: MaintenanceReport,
 ) -> None:
-    """Move (or delete) the model's raw rows of minutes before ``cutoff``, chunk by chunk."""
+    """Move (or delete) the model's rows of ``kind`` (:data:`.lake.RAW` or
+    :data:`.lake.FEEDBACK`) of minutes before ``cutoff``, chunk by chunk: each chunk's file
+    is written and renamed, then recorded in the manifest in the transaction that deletes its
+    rows. Raw rows also advance the ``raw`` marks that queries read."""
     from . import lake
-    from .registry import raw_table
 
-    table = raw_table(spec)
+    raw = kind is lake.RAW
+    table = kind.table(spec)
+    version = kind.version or "''"
     counts = store.fetch_all(
-        f"SELECT __version, __minute, count(*) FROM {table} WHERE __minute < ? "
-        "GROUP BY __version, __minute ORDER BY __minute // 86400000000, __version, __minute",
+        f"SELECT {version} AS v, {kind.minute} AS m, count(*) FROM {table} WHERE {kind.before} "
+        f"GROUP BY v, m ORDER BY m // {DAY}, v, m",
         [cutoff],
     )
     archive = policy.archive == "parquet" and lake.lake_dir(store.path) is not None
-    for version, first, stop, _rows in _chunks(
+    for version_name, first, stop, _rows in _chunks(
         [(str(v), int(m), int(n)) for v, m, n in counts], policy.chunk_rows
     ):
         with store.write() as conn:
-            where = "__version = ? AND __minute >= ? AND __minute < ?"
-            params = [version, first, stop]
+            where, params = lake.scope(kind, version_name, first, stop)
             if archive:
                 columns = lake._columns(conn, table)
-                written = lake.write_file(conn, store, spec, version, first, stop, columns)
+                written = lake.write_file(
+                    conn, store, spec, version_name, first, stop, columns, kind
+                )
                 if written is not None:
                     path, rows, size = written
                     last = conn.execute(
-                        f"SELECT max(__minute) FROM {table} WHERE {where}", params
+                        f"SELECT max({kind.minute}) FROM {table} WHERE {where}", params
                     ).fetchall()[0][0]
-                    lake.record(conn, spec, version, path, first, int(last), rows, size, columns)
+                    lake.record(
+                        conn, spec, version_name, path, first, int(last), rows, size, columns, kind
+                    )
                     report.lake_files += 1
             [(deleted,)] = conn.execute(f"DELETE FROM {table} WHERE {where}", params).fetchall()
-            _advance(conn, store, spec.model_id, "raw", stop)
-            if archive:
+            if raw:
+                _advance(conn, store, spec.model_id, "raw", stop)
+                if not archive:
+                    _advance(conn, store, spec.model_id, "raw_deleted", stop)
+                store.raw_rows_changed(spec.model_id, range(first, stop, MINUTE))
+            if archive and raw:
                 report.archived_rows += int(deleted)
-            else:
-                _advance(conn, store, spec.model_id, "raw_deleted", stop)
+            elif archive:
+                report.archived_feedback_rows += int(deleted)
+            elif raw:
                 report.deleted_rows += int(deleted)
-            store.raw_rows_changed(spec.model_id, range(first, stop, MINUTE))
-            lake.crash_point("archive-before-commit")
+            else:
+                report.deleted_feedback_rows += int(deleted)
+            lake.crash_point("archive-before-commit", kind.name)
         _committed(store, spec.model_id)
+    if not raw:
+        return
     # nothing (left) to move: the mark still says how far the tier reaches
     with store.write() as conn:
         _advance(conn, store, spec.model_id, "raw", cutoff)

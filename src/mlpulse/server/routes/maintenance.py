@@ -30,6 +30,8 @@ class MaintainResult(BaseModel):
 
     archived_rows: int
     deleted_rows: int
+    archived_feedback_rows: int
+    deleted_feedback_rows: int
     lake_files: int
     profile_parts_deleted: int
     compacted: bool
@@ -48,8 +50,8 @@ class MaintainResult(BaseModel):
 def post_maintain(
     request: Request, body: MaintainRequest | None = None, _: None = require("admin")
 ) -> JSONResponse:
-    """``pulse.maintain(now)``: run retention and compaction now (raw rows past the raw
-    retention to the Parquet lake or deleted, old minute and hour profiles deleted, the
-    file compacted) and answer what was done."""
+    """``pulse.maintain(now)``: run retention and compaction now (raw rows and feedback
+    audit rows past the raw retention to the Parquet lake or deleted, old minute and hour
+    profiles deleted, the file compacted) and answer what was done."""
     now: Any = body.now if body is not None else None
     return JSONResponse(service(request).maintain(now))
