@@ -264,7 +264,9 @@ def verify(db: Path, sent: int, labels_sent: int) -> dict:
         (model_id,) = con.execute("SELECT model_id FROM models WHERE name = ?", [MODEL]).fetchone()
         raw = f"raw_{int(model_id)}"
         lake = Path(f"{db}.lake")
-        files = sorted(str(p) for p in lake.rglob("*.parquet")) if lake.exists() else []
+        # raw rows only: the feedback audit log's files live in model=<name>/feedback/
+        raw_files = lake.glob("model=*/version=*/date=*/*.parquet")
+        files = sorted(str(p) for p in raw_files) if lake.exists() else []
         union = f"SELECT __id, __label FROM {raw}"
         if files:
             union += " UNION ALL SELECT __id, __label FROM read_parquet(?, union_by_name=true)"
