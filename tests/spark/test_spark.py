@@ -93,9 +93,12 @@ def test_a_rerun_after_more_labels_updates_the_buckets(spark, data) -> None:
     sp, _sl, preds, labels, _inline = data
     some = labels.iloc[: len(labels) // 3]
     b = register(mlpulse.connect(":memory:"))
-    mlspark.profile(b, sp, labels=spark.createDataFrame(some), id="rid", timestamp="ts")
+    # (ids known unique: no duplicate check, one Spark job fewer per run)
+    mlspark.profile(b, sp, labels=spark.createDataFrame(some), id="rid", timestamp="ts",
+                    unique_ids=True)  # fmt: skip
     partial = b.metrics(["label_coverage"], **W)["label_coverage"].item()
-    mlspark.profile(b, sp, labels=spark.createDataFrame(labels), id="rid", timestamp="ts")
+    mlspark.profile(b, sp, labels=spark.createDataFrame(labels), id="rid", timestamp="ts",
+                    unique_ids=True)  # fmt: skip
     a = embedded(preds, labels)
     assert partial < b.metrics(["label_coverage"], **W)["label_coverage"].item()
     pd.testing.assert_frame_equal(a.metrics(METRICS, **W, step="2h"),
