@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,6 +19,9 @@ from datetime import timedelta
 # breast-cancer LogisticRegression fit (0.8 s CPU) into 40 s CPU and 150 s of wall time.
 for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_threads, "1")
+# Spark's Python workers run this interpreter (the one with pyarrow and mlpulse), also when
+# pytest is started as .venv/bin/pytest without the virtualenv activated
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
